@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make run    bootstrap .venv, then run every notebook on params/smoke.yaml
+#   make test   bootstrap .venv, then the whole test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+PARAMS ?= params/smoke.yaml
+
+.PHONY: run test venv clean-venv
+
+run: $(STAMP)
+	$(PY) -m seglib run $(PARAMS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+# torch first, pinned, so nothing can pull a CUDA build; then the exact lock;
+# then sam2 (an sdist) built against that torch without CUDA; then seglib itself.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -q torch==2.13.0
+	$(PIP) install --disable-pip-version-check -q -r requirements.lock
+	SAM2_BUILD_CUDA=0 $(PIP) install --disable-pip-version-check -q --no-build-isolation --no-deps sam2==1.1.0
+	$(PIP) install --disable-pip-version-check -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,335 @@
+"""Mask geometry shared by every paradigm: RLE, IoU, boxes, points, polygons, overlays.
+
+Conventions (METHODS.md, "Data preparation"):
+
+- Masks are ``np.ndarray[bool]`` of shape (H, W); images are uint8 RGB (H, W, 3).
+- Coordinates are (x, y) in pixels of the image as given; pixel (x, y) is the
+  pixel at row y, column x, and its centre has coordinates (x, y).
+- Boxes are inclusive pixel boxes ``(x0, y0, x1, y1)``: width = x1 − x0 + 1.
+- RLE is COCO RLE through pycocotools, with ``counts`` as ``str`` (JSON-ready).
+
+Paper rules implemented here:
+
+- ``representative_points``: Seg-Zero's two points (p1 = centre of the largest
+  inscribed circle, p2 = distance-transform maximum among the pixels farther
+  from p1 than the median distance); VisionReasoner uses p1 alone (``k=1``).
+- ``mask_to_polygons`` / ``polygons_to_mask``: SimpleSeg's polygons
+  (Suzuki–Abe external contours, Douglas–Peucker with
+  ``epsilon = epsilon_ratio × perimeter``, clockwise vertices; decoding
+  rasterises with pycocotools and takes the union).
+- ``overlay``: the green, α = 0.5 state image that SegAgent's policy sees.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+from pycocotools import mask as coco_mask
+
+Box = tuple[int, int, int, int]
+
+
+# --------------------------------------------------------------------------- RLE
+
+
+def _as_bool_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (H, W) array, got shape {mask.shape}")
+    return mask.astype(bool, copy=False)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO RLE of a (H, W) mask: ``{"size": [H, W], "counts": str}``."""
+    mask = _as_bool_mask(mask)
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": counts}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Bool (H, W) mask from a COCO RLE.
+
+    Accepts compressed RLE with ``counts`` as str or bytes, and uncompressed
+    RLE with ``counts`` as a list of ints (as in some COCO files).
+    """
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError(f"decode_rle: expected a dict with 'size' and 'counts', got {rle!r:.200}")
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        compressed = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    else:
+        if isinstance(counts, str):
+            counts = counts.encode("ascii")
+        compressed = {"size": [height, width], "counts": counts}
+    return coco_mask.decode(compressed).astype(bool)
+
+
+# --------------------------------------------------------------------------- IoU and boxes
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """|pred ∩ gt| / |pred ∪ gt|; both empty gives 1.0 (StAR's rule)."""
+    pred = _as_bool_mask(pred, "pred")
+    gt = _as_bool_mask(gt, "gt")
+    if pred.shape != gt.shape:
+        raise ValueError(f"mask_iou: shapes differ, pred {pred.shape} vs gt {gt.shape}")
+    union = int(np.count_nonzero(pred | gt))
+    if union == 0:
+        return 1.0
+    return int(np.count_nonzero(pred & gt)) / union
+
+
+def box_area(box: Sequence[float]) -> float:
+    """Area of an inclusive box, (x1 − x0 + 1)·(y1 − y0 + 1); 0 if degenerate."""
+    x0, y0, x1, y1 = box
+    return max(0.0, x1 - x0 + 1) * max(0.0, y1 - y0 + 1)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two inclusive pixel boxes (x0, y0, x1, y1); width = x1 − x0 + 1.
+
+    Degenerate boxes (x1 < x0 or y1 < y0) have area 0; if the union is 0 the
+    IoU is 0.0.
+    """
+    if len(a) != 4 or len(b) != 4:
+        raise ValueError(f"box_iou: boxes need 4 numbers, got {a!r} and {b!r}")
+    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    inter = max(0.0, ix) * max(0.0, iy)
+    union = box_area(a) + box_area(b) - inter
+    if union <= 0:
+        return 0.0
+    return float(inter / union)
+
+
+def box_from_mask(mask: np.ndarray) -> Box:
+    """Inclusive box ``(x_min, y_min, x_max, y_max)`` of the mask's pixels.
+
+    An empty mask has no box: raises ``ValueError``.
+    """
+    mask = _as_bool_mask(mask)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        raise ValueError("box_from_mask: the mask is empty, so it has no box")
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def clip_box(box: Sequence[float], height: int, width: int) -> Box:
+    """Round a box to ints and clip it into the image (inclusive bounds)."""
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    clip_x = lambda v: min(max(v, 0), width - 1)  # noqa: E731
+    clip_y = lambda v: min(max(v, 0), height - 1)  # noqa: E731
+    return clip_x(x0), clip_y(y0), clip_x(x1), clip_y(y1)
+
+
+def box_to_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Bool mask of an inclusive box, clipped to the image."""
+    x0, y0, x1, y1 = clip_box(box, height, width)
+    mask = np.zeros((height, width), bool)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
+def masks_union(masks: Iterable[np.ndarray], height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Union of masks; with no masks, an empty (height, width) mask (both needed then)."""
+    out = None
+    for m in masks:
+        m = _as_bool_mask(m)
+        if out is None:
+            out = m.copy()
+        else:
+            if m.shape != out.shape:
+                raise ValueError(f"masks_union: shapes differ, {m.shape} vs {out.shape}")
+            out |= m
+    if out is None:
+        if height is None or width is None:
+            raise ValueError("masks_union: no masks given, so height and width are needed")
+        return np.zeros((height, width), bool)
+    return out
+
+
+# --------------------------------------------------------------------------- points (Seg-Zero)
+
+
+def _distance_transform(mask: np.ndarray) -> np.ndarray:
+    """Exact L2 distance of each mask pixel to the nearest non-mask pixel.
+
+    The mask is padded by one pixel of background first, so the image border
+    counts as the region's edge (as in F_sim).
+    """
+    padded = np.pad(mask.astype(np.uint8), 1)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return dist[1:-1, 1:-1]
+
+
+def _snap_to_mask(mask: np.ndarray, x: int, y: int) -> tuple[int, int]:
+    """The mask pixel nearest to (x, y) (first in raster order on ties)."""
+    if mask[y, x]:
+        return x, y
+    ys, xs = np.nonzero(mask)
+    i = int(np.argmin((xs - x) ** 2 + (ys - y) ** 2))
+    return int(xs[i]), int(ys[i])
+
+
+def representative_points(mask: np.ndarray, k: int = 2) -> list[tuple[int, int]]:
+    """Seg-Zero's representative points of a mask, as integer (x, y).
+
+    - p1: the arg-max of the Euclidean distance transform (centre of the largest
+      inscribed circle).
+    - p2: the arg-max of the distance transform among the mask pixels whose
+      distance from p1 is strictly greater than the median of those distances.
+    - Fallback for p2 (no pixel is beyond the median, e.g. a one-pixel mask):
+      the distance-transform maximum in a ±10 px window around the centroid.
+    - A point off the mask snaps to the nearest mask pixel.
+    - Ties go to the first pixel in raster order (smallest y, then smallest x).
+
+    ``k=1`` gives ``[p1]`` (VisionReasoner); ``k=2`` gives ``[p1, p2]``.
+    An empty mask raises ``ValueError``.
+    """
+    mask = _as_bool_mask(mask)
+    if k not in (1, 2):
+        raise ValueError(f"representative_points: k must be 1 or 2, got {k}")
+    if not mask.any():
+        raise ValueError("representative_points: the mask is empty, so it has no points")
+    dist = _distance_transform(mask)
+    y1, x1 = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    p1 = _snap_to_mask(mask, int(x1), int(y1))
+    if k == 1:
+        return [p1]
+
+    ys, xs = np.nonzero(mask)  # raster order
+    d_from_p1 = np.hypot(xs - p1[0], ys - p1[1])
+    far = d_from_p1 > np.median(d_from_p1)
+    if far.any():
+        cand_d = dist[ys[far], xs[far]]
+        i = int(np.argmax(cand_d))
+        p2 = (int(xs[far][i]), int(ys[far][i]))
+    else:
+        cx, cy = int(round(xs.mean())), int(round(ys.mean()))
+        h, w = mask.shape
+        ya, yb = max(cy - 10, 0), min(cy + 10, h - 1)
+        xa, xb = max(cx - 10, 0), min(cx + 10, w - 1)
+        window = dist[ya : yb + 1, xa : xb + 1]
+        if window.size and window.max() > 0:
+            wy, wx = np.unravel_index(int(np.argmax(window)), window.shape)
+            p2 = (xa + int(wx), ya + int(wy))
+        else:
+            p2 = (cx, cy)
+    p2 = _snap_to_mask(mask, *p2)
+    return [p1, p2]
+
+
+# --------------------------------------------------------------------------- polygons (SimpleSeg)
+
+
+def polygon_signed_area(polygon: np.ndarray) -> float:
+    """Shoelace area ½·Σ(x_i·y_{i+1} − x_{i+1}·y_i) in image coordinates (y down).
+
+    Positive means clockwise as seen on screen; negative means counter-clockwise.
+    """
+    p = np.asarray(polygon, dtype=float).reshape(-1, 2)
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def _canonical_order(poly: np.ndarray) -> np.ndarray:
+    """Clockwise on screen, starting at the top-most, then left-most vertex."""
+    if polygon_signed_area(poly) < 0:
+        poly = poly[::-1]
+    start = int(np.lexsort((poly[:, 0], poly[:, 1]))[0])  # min y, then min x
+    return np.roll(poly, -start, axis=0)
+
+
+def mask_to_polygons(mask: np.ndarray, epsilon_ratio: float = 0.001) -> list[np.ndarray]:
+    """SimpleSeg's polygons of a mask: one float (n, 2) array of (x, y) per outer part.
+
+    - External contours by Suzuki–Abe border following (``cv2.findContours``,
+      ``RETR_EXTERNAL``); holes are not represented.
+    - Each is simplified by Douglas–Peucker (``cv2.approxPolyDP``) with
+      ``epsilon = epsilon_ratio × contour perimeter`` (closed).
+    - Vertices are boundary-pixel centres (pixel (x, y) has centre (x, y)).
+    - Order: clockwise in image coordinates (y down; positive
+      ``polygon_signed_area``), starting at the top-most vertex, ties to the
+      left-most.
+    - Parts whose simplified polygon has fewer than 3 vertices (a single pixel,
+      a 1-px line) are dropped, since they enclose no area.
+    - Polygons come sorted by their start vertex (y, then x). An empty mask
+      gives ``[]``.
+    """
+    mask = _as_bool_mask(mask)
+    if epsilon_ratio < 0:
+        raise ValueError(f"mask_to_polygons: epsilon_ratio must be ≥ 0, got {epsilon_ratio}")
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    polygons = []
+    for contour in contours:
+        perimeter = cv2.arcLength(contour, True)
+        approx = cv2.approxPolyDP(contour, epsilon_ratio * perimeter, True).reshape(-1, 2)
+        if len(approx) < 3:
+            continue
+        polygons.append(_canonical_order(approx.astype(np.float64)))
+    polygons.sort(key=lambda p: (p[0, 1], p[0, 0]))
+    return polygons
+
+
+def polygons_to_mask(
+    polygons: Iterable[Sequence], height: int, width: int, pixel_offset: float = 0.5
+) -> np.ndarray:
+    """Rasterise polygons of (x, y) vertices (pycocotools ``frPyObjects`` + ``decode``) and take the union.
+
+    Each polygon is an (n, 2) array or a list of (x, y) pairs; polygons with
+    fewer than 3 points, or with non-finite coordinates, are ignored. Nothing
+    given gives an empty mask.
+
+    ``pixel_offset`` is added to every coordinate before rasterising. pycocotools
+    puts pixel x on the interval [x, x + 1), so 0.5 (the default) suits vertices
+    on pixel centres, as ``mask_to_polygons`` writes them; pass 0.0 for COCO
+    or LabelMe polygons drawn on pixel corners.
+    """
+    flat = []
+    for poly in polygons:
+        try:
+            p = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        except (TypeError, ValueError):
+            continue
+        if len(p) < 3 or not np.isfinite(p).all():
+            continue
+        flat.append((p + pixel_offset).ravel().tolist())
+    if not flat:
+        return np.zeros((height, width), bool)
+    rles = coco_mask.frPyObjects(flat, height, width)
+    return coco_mask.decode(rles).astype(bool).any(axis=2)
+
+
+# --------------------------------------------------------------------------- overlay (SegAgent state image)
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (0, 255, 0), alpha: float = 0.5
+) -> np.ndarray:
+    """Blend ``color`` over the mask pixels: out = round((1 − α)·image + α·color), uint8 RGB.
+
+    Pixels off the mask are unchanged. Rounding is half-up (floor(v + 0.5)), so
+    the result is exact and deterministic; with the defaults it is SegAgent's
+    green, α = 0.5 state image.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"overlay: image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    mask = _as_bool_mask(mask)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"overlay: mask shape {mask.shape} differs from image shape {image.shape[:2]}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
+    out = image.copy()
+    colour = np.asarray(color, dtype=np.float64).reshape(1, 3)
+    blended = (1.0 - alpha) * image[mask].astype(np.float64) + alpha * colour
+    out[mask] = np.clip(np.floor(blended + 0.5), 0, 255).astype(np.uint8)
+    return out

@@ -1,0 +1,415 @@
+"""The policy: a multimodal LLM (image + text in, text out) and its processor.
+
+Full scale loads ``Qwen/Qwen2.5-VL-3B-Instruct`` (or any image-text-to-text
+checkpoint transformers supports) through ``AutoModelForImageTextToText`` and
+``AutoProcessor``, with the checkpoint's own chat template. LoRA goes through
+peft; by default it adapts every linear layer of the language model and leaves
+the vision tower frozen and unadapted, as StAR does (r = alpha = 64).
+
+The embedded default is a tiny model built from a config with random weights
+(``build_tiny_policy``): a tokenizer trained on the task's own text with the
+``tokenizers`` library, an image processor, a chat template, all saved like a
+real checkpoint and reloaded by ``load_policy``. Nothing downstream knows it
+is tiny. Two tiny architectures are available:
+
+- ``"llava"`` (default): a CLIP vision tower (learned *absolute* position
+  embeddings), a two-layer projector and a Llama language model;
+- ``"qwen2_5_vl"``: Qwen2.5-VL's own class with a tiny config (2-D RoPE in the
+  vision tower, M-RoPE in the language model: no absolute positions).
+
+The embedded recipe found that the absolute position embeddings matter for
+localisation (see notebook 03 and ``seglib.train.pretrain_vision``).
+
+``generate`` pads on the left and passes the attention mask, so a sample's
+greedy output does not depend on the batch it was run in.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+IMAGE_TOKEN_LLAVA = "<image>"
+QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+CHAT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# A ChatML template (the format Qwen2.5-VL uses) with {% generation %} markers
+# around the assistant's text so trl can mask everything else from the loss.
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+    "{% else %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    "{{ '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '__IMAGE__' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{{ '<|im_end|>' }}"
+    "{% endif %}{% endif %}"
+    "{{ '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+DEFAULT_TINY_PARAMS: dict[str, Any] = {
+    "arch": "llava",
+    "image_size": 112,  # the side the processor resizes every image to
+    "patch_size": 14,  # llava: 8x8 tokens at 112 px; qwen2_5_vl: patch 14, merge 2 -> 28 px tokens
+    "vision_hidden": 128,
+    "vision_layers": 3,
+    "vision_heads": 4,
+    "text_hidden": 192,
+    "text_layers": 4,
+    "text_heads": 4,
+    "vocab_size": 600,
+    "max_position_embeddings": 1024,
+    "seed": 0,
+}
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def train_tokenizer(train_texts: Iterable[str], vocab_size: int, extra_special: Sequence[str]):
+    """A byte-level BPE tokenizer trained on the task's text; every digit is its own token.
+
+    Returns a transformers fast tokenizer with ChatML special tokens.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = list(CHAT_SPECIAL) + [t for t in extra_special if t not in CHAT_SPECIAL]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(train_texts), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=[t for t in special if t not in ("<|im_end|>", "<|endoftext|>")],
+    )
+    fast.padding_side = "left"
+    return fast
+
+
+# --------------------------------------------------------------------------- tiny policy
+
+
+def _llava_config(p: dict, tokenizer):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    n_side = p["image_size"] // p["patch_size"]
+    vision = CLIPVisionConfig(
+        hidden_size=p["vision_hidden"],
+        intermediate_size=4 * p["vision_hidden"],
+        num_hidden_layers=p["vision_layers"],
+        num_attention_heads=p["vision_heads"],
+        image_size=p["image_size"],
+        patch_size=p["patch_size"],
+        projection_dim=p["vision_hidden"],
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=p["text_hidden"],
+        intermediate_size=4 * p["text_hidden"],
+        num_hidden_layers=p["text_layers"],
+        num_attention_heads=p["text_heads"],
+        num_key_value_heads=p["text_heads"],
+        max_position_embeddings=p["max_position_embeddings"],
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN_LLAVA),
+        image_seq_length=n_side * n_side,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+
+
+def _qwen_config(p: dict, tokenizer):
+    from transformers import Qwen2_5_VLConfig
+
+    head_dim = p["text_hidden"] // p["text_heads"]
+    # M-RoPE sections (temporal, height, width) in units of rotary pairs; they must sum to head_dim / 2.
+    half = head_dim // 2
+    hw = (half - half // 4) // 2
+    section = [half - 2 * hw, hw, hw]
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=p["text_hidden"],
+            intermediate_size=4 * p["text_hidden"],
+            num_hidden_layers=p["text_layers"],
+            num_attention_heads=p["text_heads"],
+            num_key_value_heads=p["text_heads"],
+            max_position_embeddings=p["max_position_embeddings"],
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
+            tie_word_embeddings=False,
+            bos_token_id=None,
+            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=dict(
+            depth=p["vision_layers"],
+            hidden_size=p["vision_hidden"],
+            intermediate_size=4 * p["vision_hidden"],
+            num_heads=p["vision_heads"],
+            patch_size=p["patch_size"],
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=p["image_size"],
+            out_hidden_size=p["text_hidden"],
+            fullatt_block_indexes=list(range(p["vision_layers"])),
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: str | Path) -> str:
+    """Build the embedded tiny policy and save it to ``out_dir`` like a real checkpoint.
+
+    ``params`` overrides ``DEFAULT_TINY_PARAMS`` (``arch`` "llava" | "qwen2_5_vl",
+    ``image_size`` the processor's input side, ``patch_size``, widths and depths,
+    ``vocab_size`` of the trained tokenizer). ``train_texts`` are the prompts and
+    answers of the task (the tokenizer is trained on them). Returns ``out_dir``.
+    """
+    from transformers import (
+        CLIPImageProcessor,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+    )
+
+    p = dict(DEFAULT_TINY_PARAMS)
+    unknown = set(params or {}) - set(p)
+    if unknown:
+        raise ValueError(f"build_tiny_policy: unknown params {sorted(unknown)}; valid: {sorted(p)}")
+    p.update(params or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(int(p["seed"]))
+    arch = p["arch"]
+    if arch == "llava":
+        tokenizer = train_tokenizer(train_texts, p["vocab_size"], [IMAGE_TOKEN_LLAVA])
+        template = _CHAT_TEMPLATE.replace("__IMAGE__", IMAGE_TOKEN_LLAVA)
+        side = p["image_size"]
+        image_processor = CLIPImageProcessor(
+            size={"height": side, "width": side},
+            do_center_crop=False,
+            do_resize=True,
+            resample=3,
+            image_mean=[0.5, 0.5, 0.5],
+            image_std=[0.5, 0.5, 0.5],
+        )
+        processor = LlavaProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=p["patch_size"],
+            vision_feature_select_strategy="default",
+            chat_template=template,
+            image_token=IMAGE_TOKEN_LLAVA,
+            num_additional_image_tokens=1,
+        )
+        model = LlavaForConditionalGeneration(_llava_config(p, tokenizer))
+    elif arch == "qwen2_5_vl":
+        tokenizer = train_tokenizer(train_texts, p["vocab_size"], QWEN_SPECIAL)
+        template = _CHAT_TEMPLATE.replace("__IMAGE__", "<|vision_start|><|image_pad|><|vision_end|>")
+        side = p["image_size"]
+        unit = p["patch_size"] * 2
+        if side % unit:
+            raise ValueError(f"build_tiny_policy: image_size {side} must be a multiple of patch_size*2 = {unit}")
+        image_processor = Qwen2VLImageProcessor(
+            min_pixels=side * side,
+            max_pixels=side * side,
+            patch_size=p["patch_size"],
+            merge_size=2,
+            temporal_patch_size=2,
+            image_mean=[0.5, 0.5, 0.5],
+            image_std=[0.5, 0.5, 0.5],
+        )
+        processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+        model = Qwen2_5_VLForConditionalGeneration(_qwen_config(p, tokenizer))
+    else:
+        raise ValueError(f"build_tiny_policy: arch must be 'llava' or 'qwen2_5_vl', got {arch!r}")
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = None
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    (out_dir / "tiny_params.json").write_text(json.dumps(p, indent=1))
+    return str(out_dir)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _vision_module_names(model) -> list[str]:
+    """Names of the modules that belong to the vision side (tower + projector/merger)."""
+    names = []
+    for name, _ in model.named_modules():
+        leaf = name.split(".")
+        if any(part in ("vision_tower", "visual", "vision_model", "multi_modal_projector") for part in leaf):
+            names.append(name)
+    return names
+
+
+def lora_target_modules(model, include_vision: bool = False) -> list[str]:
+    """All ``nn.Linear`` module names of the language model (and of the vision side if asked)."""
+    vision = set(_vision_module_names(model))
+    out = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and not name.endswith("lm_head"):
+            if include_vision or name not in vision:
+                out.append(name)
+    return out
+
+
+def load_policy(
+    name_or_path: str | Path,
+    lora: dict | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype | str | None = None,
+):
+    """Load (model, processor) from a HF name or local folder through the Auto classes.
+
+    ``lora``: None for full weights, or a dict of peft ``LoraConfig`` fields
+    (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``). Without
+    ``target_modules`` every linear layer of the language model is adapted and
+    the vision tower is left out (StAR); ``include_vision=True`` adds it.
+    A folder holding a saved peft adapter (``adapter_config.json``) is loaded
+    onto its base model.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    path = Path(str(name_or_path))
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        cfg = json.loads((path / "adapter_config.json").read_text())
+        base, processor = load_policy(cfg["base_model_name_or_path"], None, device, dtype)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=lora is not None)
+        if (path / "processor_config.json").exists() or (path / "tokenizer_config.json").exists():
+            processor = AutoProcessor.from_pretrained(str(path))
+        return model, processor
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), **kwargs)
+    processor = AutoProcessor.from_pretrained(str(name_or_path))
+    processor.tokenizer.padding_side = "left"
+    model.to(device)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = dict(lora)
+        include_vision = bool(lora.pop("include_vision", False))
+        lora.setdefault("r", 64)
+        lora.setdefault("lora_alpha", 64)
+        lora.setdefault("lora_dropout", 0.05)
+        if not lora.get("target_modules"):
+            lora["target_modules"] = lora_target_modules(model, include_vision=include_vision)
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    return model, processor
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def chat_prompt(processor, prompt: str) -> str:
+    """The chat-formatted text of one user turn holding one image, ready for generation."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _as_pil(image):
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+@torch.no_grad()
+def generate(
+    model,
+    processor,
+    images: Sequence,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    num_return_sequences: int = 1,
+    batch_size: int = 8,
+    seed: int | None = None,
+) -> list[list[str]]:
+    """Generate ``num_return_sequences`` answers per (image, prompt) pair.
+
+    ``images`` are uint8 RGB arrays (or PIL images), ``prompts`` the user text
+    (the chat template is applied here). Prompts are padded on the left with an
+    attention mask, so greedy outputs do not depend on ``batch_size``. Returns
+    one list of strings per input, special tokens removed.
+    """
+    if len(images) != len(prompts):
+        raise ValueError(f"generate: {len(images)} images but {len(prompts)} prompts")
+    tok = processor.tokenizer
+    tok.padding_side = "left"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    out: list[list[str]] = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [chat_prompt(processor, p) for p in prompts[start : start + batch_size]]
+        pil = [[_as_pil(im)] for im in images[start : start + batch_size]]
+        enc = processor(images=pil, text=texts, return_tensors="pt", padding=True, padding_side="left")
+        enc = {k: v.to(device) if hasattr(v, "to") else v for k, v in enc.items()}
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=num_return_sequences,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else tok.eos_token_id,
+        )
+        if do_sample:
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        seqs = model.generate(**enc, **gen_kwargs)
+        new = seqs[:, enc["input_ids"].shape[1] :]
+        texts_out = tok.batch_decode(new, skip_special_tokens=True)
+        for i in range(0, len(texts_out), num_return_sequences):
+            out.append([t.strip() for t in texts_out[i : i + num_return_sequences]])
+    if was_training:
+        model.train()
+    return out

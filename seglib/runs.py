@@ -1,0 +1,288 @@
+"""Run folders and the notebook runner (papermill).
+
+``python -m seglib run params/smoke.yaml`` executes the numbered notebooks in
+order into ``outputs/<run_name>/``. The folder describes itself in
+``run.json``: resolved parameters, git commit and dirty flag, exact package
+versions, the machine, start and end times, and the notebooks executed.
+A run never overwrites another run's folder: ``--resume`` continues one,
+``--force`` moves the old folder aside (``<name>.replaced-<time>``) first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from seglib.config import (
+    NOTEBOOK_DIR,
+    REPO_ROOT,
+    RUNNER_KEYS,
+    ParamError,
+    load_params,
+    notebook_parameters,
+    notebook_paths,
+)
+
+OUTPUTS_DIR = REPO_ROOT / "outputs"
+RUN_FILE = "run.json"
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or did not finish; the message says which notebook or folder."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) and ask torch for deterministic kernels."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """The commit the code came from and whether the work tree differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions() -> dict[str, str]:
+    return {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
+
+
+def machine_info() -> dict[str, Any]:
+    info = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "hostname": platform.node(),
+    }
+    try:
+        import torch
+
+        info["cuda"] = torch.cuda.is_available()
+        if info["cuda"]:
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return info
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_name(params_path: str | Path | None) -> str:
+    stem = Path(params_path).stem if params_path else "run"
+    return f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(run_dir: Path, resume: bool = False, force: bool = False) -> Path:
+    """Create ``run_dir``; refuse an existing one unless resuming or forcing (old one kept aside)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if resume:
+            return run_dir
+        if force:
+            aside = run_dir.with_name(f"{run_dir.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            print(f"moved the old run folder aside to {aside}")
+        else:
+            raise RunError(
+                f"run folder {run_dir} already exists; use --resume to continue it "
+                f"or --force to start again (the old folder is kept aside)"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_run(run_dir: Path, record: dict[str, Any]) -> None:
+    path = Path(run_dir) / RUN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def select_notebooks(paths: list[Path], only: str | None) -> list[Path]:
+    """``only`` is a comma list of numbers or names: ``01,02`` or ``01_data_prep``."""
+    if not only:
+        return paths
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    chosen = [p for p in paths if any(p.stem == w or p.stem.split("_", 1)[0] == w.zfill(2) for w in wanted)]
+    missing = [w for w in wanted if not any(p.stem == w or p.stem.split("_", 1)[0] == w.zfill(2) for p in paths)]
+    if missing:
+        raise RunError(f"--only names no notebook for {missing}; have {[p.stem for p in paths]}")
+    return chosen
+
+
+def run_notebooks(
+    params_path: str | Path | None,
+    overrides: list[str] = (),
+    only: str | None = None,
+    run_name: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    outputs_dir: Path = OUTPUTS_DIR,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    kernel_name: str = "python3",
+) -> Path:
+    """Execute the notebooks into a run folder and return its path."""
+    import papermill as pm
+
+    params = load_params(params_path, overrides, notebook_dir=notebook_dir)
+    paths = select_notebooks(notebook_paths(notebook_dir), only)
+    if not paths:
+        raise RunError(f"no notebooks found in {notebook_dir}")
+    name = run_name or params.get("run_name") or new_run_name(params_path)
+    run_dir = prepare_run_dir(Path(outputs_dir) / name, resume=resume, force=force).resolve()
+    record = read_run(run_dir) if resume else {}
+    if resume and record.get("params") and record["params"] != params:
+        changed = sorted(k for k in set(params) | set(record["params"]) if params.get(k) != record["params"].get(k))
+        raise RunError(f"--resume with different parameters than {run_dir} was started with: {changed}")
+    record.update(
+        params=params,
+        params_file=str(params_path) if params_path else None,
+        git=git_state(),
+        packages=package_versions(),
+        machine=machine_info(),
+        started=record.get("started") or _now(),
+        ended=None,
+    )
+    record.setdefault("notebooks", {})
+    write_run(run_dir, record)
+    (run_dir / "params.yaml").write_text(_yaml_dump(params))
+
+    for i, nb_path in enumerate(paths, 1):
+        out_nb = run_dir / nb_path.name
+        status = record["notebooks"].get(nb_path.stem, {})
+        if resume and status.get("status") == "done" and out_nb.is_file():
+            print(f"[{i}/{len(paths)}] {nb_path.stem}: done earlier, skipped", flush=True)
+            continue
+        declared = notebook_parameters(nb_path).defaults
+        nb_params = {k: v for k, v in params.items() if k in declared and k not in RUNNER_KEYS}
+        nb_params["run_dir"] = str(run_dir)
+        print(f"[{i}/{len(paths)}] {nb_path.stem} ...", flush=True)
+        t0 = time.time()
+        record["notebooks"][nb_path.stem] = {"status": "running", "started": _now()}
+        write_run(run_dir, record)
+        try:
+            pm.execute_notebook(
+                str(nb_path),
+                str(out_nb),
+                parameters=nb_params,
+                kernel_name=kernel_name,
+                cwd=str(nb_path.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except pm.PapermillExecutionError as err:
+            record["notebooks"][nb_path.stem] = {"status": "failed", "error": f"{err.ename}: {err.evalue}"}
+            write_run(run_dir, record)
+            raise RunError(
+                f"{nb_path.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                f"  the executed notebook with the full traceback is {out_nb}"
+            ) from None
+        seconds = time.time() - t0
+        record["notebooks"][nb_path.stem] = {"status": "done", "seconds": round(seconds, 1), "ended": _now()}
+        write_run(run_dir, record)
+        print(f"[{i}/{len(paths)}] {nb_path.stem}: done in {seconds:.1f}s", flush=True)
+    record["ended"] = _now()
+    write_run(run_dir, record)
+    return run_dir
+
+
+def _yaml_dump(params: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(params, sort_keys=True)
+
+
+def compare_runs(a: Path, b: Path) -> str:
+    """Markdown report: parameters that differ, then metric deltas (b − a) from metrics.json."""
+    ra, rb = read_run(a), read_run(b)
+    if not ra or not rb:
+        missing = [str(p) for p, r in ((a, ra), (b, rb)) if not r]
+        raise RunError(f"not a run folder (no {RUN_FILE}): {', '.join(missing)}")
+    pa, pb = ra.get("params", {}), rb.get("params", {})
+    lines = [f"# {Path(a).name} vs {Path(b).name}", "", "## Parameters that differ", ""]
+    diff = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    lines += ["| parameter | a | b |", "|---|---|---|"] + [f"| {k} | {pa.get(k)!r} | {pb.get(k)!r} |" for k in diff]
+    if not diff:
+        lines.append("(none)")
+    ma, mb = (_flat_metrics(Path(p) / "metrics.json") for p in (a, b))
+    lines += ["", "## Metrics (b − a)", "", "| metric | a | b | delta |", "|---|---|---|---|"]
+    for key in sorted(set(ma) | set(mb)):
+        va, vb = ma.get(key), mb.get(key)
+        delta = f"{vb - va:+.4f}" if va is not None and vb is not None else "n/a"
+        lines.append(f"| {key} | {_fmt(va)} | {_fmt(vb)} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def _flat_metrics(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            out[prefix] = float(node)
+
+    walk("", json.loads(path.read_text()))
+    return out
+
+
+def check_free_space(path: Path, need_bytes: int) -> None:
+    """Stop cleanly before writing ``need_bytes`` to ``path`` if the disk cannot hold it."""
+    path = Path(path)
+    probe = path if path.exists() else next(p for p in path.parents if p.exists())
+    free = shutil.disk_usage(probe).free
+    if free < need_bytes:
+        raise RunError(
+            f"not enough disk space to write {path}: need {need_bytes / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB free"
+        )
+
+
+__all__ = [
+    "ParamError",
+    "RunError",
+    "check_free_space",
+    "compare_runs",
+    "git_state",
+    "prepare_run_dir",
+    "run_notebooks",
+    "seed_everything",
+]

@@ -1,0 +1,132 @@
+"""Parameters, run folders and the papermill runner, on throw-away notebooks."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from seglib.config import ParamError, load_params, notebook_parameters
+from seglib.runs import RunError, compare_runs, run_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_notebook(path: Path, params_src: str, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_src)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def nbdir(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    make_notebook(d / "01_first.ipynb", "run_dir = 'x'\nseed = 0\nscale = 1.5\nnames = ['a']\n",
+                  "from pathlib import Path\nPath(run_dir, 'first.txt').write_text(f'{seed} {scale} {names}')")
+    make_notebook(d / "02_second.ipynb", "run_dir = 'x'\nseed = 0\nflag = False\n",
+                  "from pathlib import Path\nassert not flag, 'flag was set'\nPath(run_dir, 'second.txt').write_text(str(seed))")
+    return d
+
+
+def write_params(tmp_path, data):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_notebook_parameters_reads_literals(nbdir):
+    assert notebook_parameters(nbdir / "01_first.ipynb").defaults == {
+        "run_dir": "x", "seed": 0, "scale": 1.5, "names": ["a"]}
+
+
+def test_precedence_file_then_override(nbdir, tmp_path):
+    p = write_params(tmp_path, {"seed": 3, "scale": 2})
+    params = load_params(p, ["seed=7"], notebook_dir=nbdir)
+    assert params["seed"] == 7 and params["scale"] == 2.0 and params["flag"] is False
+
+
+def test_unknown_key_lists_valid_keys(nbdir, tmp_path):
+    p = write_params(tmp_path, {"sede": 3})
+    with pytest.raises(ParamError) as err:
+        load_params(p, notebook_dir=nbdir)
+    msg = str(err.value)
+    assert "'sede'" in msg and "seed" in msg and "scale" in msg and "flag" in msg
+
+
+@pytest.mark.parametrize("key,value", [("seed", "three"), ("flag", 1), ("names", "a"), ("seed", 1.5)])
+def test_wrong_type_names_the_key(nbdir, tmp_path, key, value):
+    with pytest.raises(ParamError, match=repr(key)):
+        load_params(write_params(tmp_path, {key: value}), notebook_dir=nbdir)
+
+
+def test_run_dir_cannot_be_set(nbdir, tmp_path):
+    with pytest.raises(ParamError, match="run_dir"):
+        load_params(None, ["run_dir=/tmp"], notebook_dir=nbdir)
+
+
+def test_runner_writes_run_folder_and_refuses_overwrite(nbdir, tmp_path):
+    out = tmp_path / "outputs"
+    p = write_params(tmp_path, {"seed": 5})
+    run_dir = run_notebooks(p, ["scale=0.5"], run_name="r", outputs_dir=out, notebook_dir=nbdir)
+    assert (run_dir / "first.txt").read_text() == "5 0.5 ['a']"
+    assert (run_dir / "second.txt").read_text() == "5"
+    assert (run_dir / "01_first.ipynb").is_file() and (run_dir / "02_second.ipynb").is_file()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["params"]["seed"] == 5 and record["params"]["scale"] == 0.5
+    assert set(record["git"]) == {"commit", "dirty"}
+    assert "papermill" in record["packages"] and record["machine"]["cpus"] >= 1
+    assert record["started"] and record["ended"]
+    assert all(v["status"] == "done" for v in record["notebooks"].values())
+    assert yaml.safe_load((run_dir / "params.yaml").read_text())["seed"] == 5
+    with pytest.raises(RunError, match="already exists"):
+        run_notebooks(p, ["scale=0.5"], run_name="r", outputs_dir=out, notebook_dir=nbdir)
+    # --resume skips finished notebooks, --force keeps the old folder aside
+    (run_dir / "first.txt").write_text("kept")
+    run_notebooks(p, ["scale=0.5"], run_name="r", outputs_dir=out, notebook_dir=nbdir, resume=True)
+    assert (run_dir / "first.txt").read_text() == "kept"
+    run_notebooks(p, ["scale=0.5"], run_name="r", outputs_dir=out, notebook_dir=nbdir, force=True)
+    aside = [d for d in out.iterdir() if d.name.startswith("r.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "first.txt").read_text() == "kept"
+    assert (out / "r" / "first.txt").read_text() == "5 0.5 ['a']"
+
+
+def test_only_runs_selected_notebooks(nbdir, tmp_path):
+    run_dir = run_notebooks(None, only="02", run_name="o", outputs_dir=tmp_path / "o", notebook_dir=nbdir)
+    assert not (run_dir / "first.txt").exists() and (run_dir / "second.txt").exists()
+
+
+def test_failed_notebook_gives_short_error(nbdir, tmp_path):
+    with pytest.raises(RunError) as err:
+        run_notebooks(None, ["flag=true"], run_name="f", outputs_dir=tmp_path / "o", notebook_dir=nbdir)
+    msg = str(err.value)
+    assert "02_second.ipynb" in msg and "flag was set" in msg and msg.count("\n") <= 2
+    record = json.loads((tmp_path / "o" / "f" / "run.json").read_text())
+    assert record["notebooks"]["02_second"]["status"] == "failed"
+    assert record["notebooks"]["01_first"]["status"] == "done"
+
+
+def test_compare_reports_param_and_metric_deltas(tmp_path):
+    for name, seed, giou in (("a", 0, 0.5), ("b", 1, 0.75)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps({"params": {"seed": seed, "lr": 0.1}}))
+        (d / "metrics.json").write_text(json.dumps({"val": {"giou": giou}}))
+    report = compare_runs(tmp_path / "a", tmp_path / "b")
+    assert "| seed | 0 | 1 |" in report and "lr" not in report.split("## Metrics")[0].split("|---|")[-1]
+    assert "| val.giou | 0.5000 | 0.7500 | +0.2500 |" in report
+
+
+def test_cli_reports_unknown_key_without_traceback(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("no_such_key: 1\n")
+    proc = subprocess.run([sys.executable, "-m", "seglib", "run", str(p), "--outputs", str(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "unknown parameter 'no_such_key'" in proc.stderr and "Traceback" not in proc.stderr
