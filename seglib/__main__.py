@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from seglib.config import ParamError
-from seglib.runs import RunError, compare_runs, run_notebooks
+from seglib.runs import RunError, compare_runs, dry_run, run_notebooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--resume", action="store_true", help="continue an existing run folder")
     mode.add_argument("--force", action="store_true", help="move an existing run folder aside and start again")
     run.add_argument("--outputs", default=None, help="folder holding run folders (default: outputs/)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate parameters and check every path and model name; run nothing")
 
     cmp = sub.add_parser("compare", help="parameters that differ and metric deltas between two runs")
     cmp.add_argument("a")
@@ -30,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and args.dry_run:
+            problems = dry_run(args.params, overrides=args.param)
+            for problem in problems:
+                print(f"missing: {problem}")
+            print(f"{args.params}: {'ready to run' if not problems else f'{len(problems)} problem(s)'}")
+            return 1 if problems else 0
         if args.command == "run":
             kwargs = {"outputs_dir": Path(args.outputs)} if args.outputs else {}
             run_dir = run_notebooks(args.params, overrides=args.param, only=args.only, run_name=args.name,

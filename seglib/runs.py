@@ -9,6 +9,7 @@ A run never overwrites another run's folder: ``--resume`` continues one,
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -264,6 +265,52 @@ def _flat_metrics(path: Path) -> dict[str, float]:
     return out
 
 
+PATH_SUFFIXES = ("_path", "_dir", "_root", "_file", "_checkpoint")
+
+
+def dry_run(params_path: str | Path | None, overrides: list[str] = (), notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
+    """Validate parameters and check every path and model name they give, loading nothing heavy.
+
+    Returns the list of problems (empty when the run could start). Paths are keys ending in
+    ``_path``, ``_dir``, ``_root``, ``_file`` or ``_checkpoint``; ``policy`` is a local folder or a
+    hub name that must already be in the local cache (nothing is downloaded); ``sam2_config`` must be
+    a config shipped by the ``sam2`` package.
+    """
+    params = load_params(params_path, overrides, notebook_dir=notebook_dir)
+    problems: list[str] = []
+    for key, value in sorted(params.items()):
+        if value in (None, "") or not isinstance(value, str):
+            continue
+        if key.endswith(PATH_SUFFIXES) and not Path(value).expanduser().exists():
+            problems.append(f"{key}: path {value} does not exist")
+    policy = params.get("policy")
+    if isinstance(policy, str) and policy:
+        if not Path(policy).expanduser().exists() and not _in_hub_cache(policy):
+            problems.append(f"policy: {policy} is neither a local folder nor in the local model cache")
+    config = params.get("sam2_config")
+    if isinstance(config, str) and config and not _sam2_config_exists(config):
+        problems.append(f"sam2_config: {config} is not a config of the installed sam2 package")
+    return problems
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo id is simply "not cached"
+        return False
+
+
+def _sam2_config_exists(config: str) -> bool:
+    if Path(config).is_file():
+        return True
+    spec = importlib.util.find_spec("sam2")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any((Path(loc) / config).is_file() for loc in spec.submodule_search_locations)
+
+
 def check_free_space(path: Path, need_bytes: int) -> None:
     """Stop cleanly before writing ``need_bytes`` to ``path`` if the disk cannot hold it."""
     path = Path(path)
@@ -281,6 +328,7 @@ __all__ = [
     "RunError",
     "check_free_space",
     "compare_runs",
+    "dry_run",
     "git_state",
     "prepare_run_dir",
     "run_notebooks",

@@ -130,3 +130,24 @@ def test_cli_reports_unknown_key_without_traceback(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "unknown parameter 'no_such_key'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dry_run_reports_missing_paths_and_names(tmp_path):
+    d = tmp_path / "nb"
+    d.mkdir()
+    make_notebook(d / "01_x.ipynb",
+                  "run_dir = 'x'\npolicy = None\nsam2_config = None\nsam2_checkpoint = None\ndata_root = None\n", "pass")
+    present = tmp_path / "weights.pt"
+    present.write_bytes(b"x")
+    good = load_params(None, [f"sam2_checkpoint={present}", "sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml",
+                              f"policy={tmp_path}"], notebook_dir=d)
+    assert good["policy"] == str(tmp_path)
+    from seglib.runs import dry_run
+    assert dry_run(None, [f"sam2_checkpoint={present}", "sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml",
+                          f"policy={tmp_path}"], notebook_dir=d) == []
+    problems = dry_run(None, ["sam2_checkpoint=/nowhere/sam2.1_hiera_large.pt", "sam2_config=configs/nope.yaml",
+                              "policy=NoSuchOrg/no-such-model", "data_root=/nowhere/refcocog"], notebook_dir=d)
+    text = "\n".join(problems)
+    assert len(problems) == 4
+    assert "/nowhere/sam2.1_hiera_large.pt" in text and "configs/nope.yaml" in text
+    assert "NoSuchOrg/no-such-model" in text and "/nowhere/refcocog" in text
