@@ -280,18 +280,21 @@ def mask_to_polygons(mask: np.ndarray, epsilon_ratio: float = 0.001) -> list[np.
 
 
 def polygons_to_mask(
-    polygons: Iterable[Sequence], height: int, width: int, pixel_offset: float = 0.5
+    polygons: Iterable[Sequence], height: int, width: int, outline: bool = True
 ) -> np.ndarray:
-    """Rasterise polygons of (x, y) vertices (pycocotools ``frPyObjects`` + ``decode``) and take the union.
+    """Rasterise polygons of (x, y) vertices and take their union (SimpleSeg's decoding).
 
     Each polygon is an (n, 2) array or a list of (x, y) pairs; polygons with
     fewer than 3 points, or with non-finite coordinates, are ignored. Nothing
-    given gives an empty mask.
+    given gives an empty (height, width) mask.
 
-    ``pixel_offset`` is added to every coordinate before rasterising. pycocotools
-    puts pixel x on the interval [x, x + 1), so 0.5 (the default) suits vertices
-    on pixel centres, as ``mask_to_polygons`` writes them; pass 0.0 for COCO
-    or LabelMe polygons drawn on pixel corners.
+    The interior comes from pycocotools (``frPyObjects`` + ``decode``), which
+    samples pixel (x, y) at the point (x, y) with a half-open rule, so on its
+    own it drops the right and bottom boundary pixels of a polygon traced
+    through boundary-pixel centres (``mask_to_polygons``). With ``outline``
+    (default) the polygon's edges, drawn 1 px wide (8-connected, sub-pixel
+    vertices), are added too: a traced contour then rasterises back onto its
+    own boundary pixels. ``outline=False`` is the plain pycocotools mask.
     """
     flat = []
     for poly in polygons:
@@ -301,11 +304,20 @@ def polygons_to_mask(
             continue
         if len(p) < 3 or not np.isfinite(p).all():
             continue
-        flat.append((p + pixel_offset).ravel().tolist())
+        flat.append(p)
+    mask = np.zeros((height, width), bool)
     if not flat:
-        return np.zeros((height, width), bool)
-    rles = coco_mask.frPyObjects(flat, height, width)
-    return coco_mask.decode(rles).astype(bool).any(axis=2)
+        return mask
+    rles = coco_mask.frPyObjects([p.ravel().tolist() for p in flat], height, width)
+    mask |= coco_mask.decode(rles).astype(bool).any(axis=2)
+    if outline:
+        edges = np.zeros((height, width), np.uint8)
+        # cv2 needs int32 points: 4 fractional bits (shift=4) keep sub-pixel vertices.
+        limit = 2**26  # keep p·16 inside int32 for absurd coordinates
+        pts = [np.clip(np.round(p * 16), -limit, limit).astype(np.int32) for p in flat]
+        cv2.polylines(edges, pts, True, 1, 1, cv2.LINE_8, 4)
+        mask |= edges.astype(bool)
+    return mask
 
 
 # --------------------------------------------------------------------------- overlay (SegAgent state image)
