@@ -103,9 +103,8 @@ def from_unit(points_unit: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def format_unit(v: float, decimals: int = UNIT_DECIMALS) -> str:
-    """One unit-square coordinate as text, ``decimals`` places, no trailing zeros ("0.5", "0.123", "1")."""
-    s = f"{float(v):.{decimals}f}".rstrip("0").rstrip(".")
-    return "0" if s in ("", "-0") else s
+    """One unit-square coordinate as fixed-width text with ``decimals`` places ("0.500", "0.123", "1.000")."""
+    return f"{min(max(float(v), 0.0), 1.0):.{decimals}f}"
 
 
 # --------------------------------------------------------------------------- clipping
