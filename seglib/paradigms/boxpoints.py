@@ -37,7 +37,7 @@ Parser rules (``parse`` never raises, never evals; ``None`` = malformed):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -82,7 +82,6 @@ class Answer:
 
     objects: tuple[BoxPoints, ...]
     style: str = "list"
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 # ---------------------------------------------------------------- prompt and SFT target
