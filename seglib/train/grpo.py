@@ -1,0 +1,454 @@
+"""GRPO, GSPO and REST for every paradigm, as thin layers over trl's ``GRPOTrainer``.
+
+The algorithms (METHODS.md, "Training"):
+
+- **GRPO** (DeepSeekMath; Seg-Zero, VisionReasoner, StAR): G completions per
+  prompt, advantage ``(r - mean_group) / (std_group + eps)``, PPO-style clipped
+  ratio (ε = 0.2), optional KL to the reference policy with coefficient β
+  (trl's ``beta``; Seg-Zero 5e-3, StAR 0). trl adds 1e-4 to the group std
+  where the paper writes 1e-6; with rewards on a 0–5 scale the difference is
+  below any measurable effect and we keep trl's value.
+- **GSPO** (SimpleSeg): one importance ratio per sequence, the geometric mean of
+  the token ratios, with a very small clip. It is trl's
+  ``importance_sampling_level="sequence"`` with ``loss_type="grpo"``; set
+  ``gspo=True`` (or the level directly). It matters only off-policy, i.e. with
+  ``num_iterations > 1`` (more optimiser steps than generations).
+- **REST** (StAR stage 2): sample n rollouts per prompt and keep the m with the
+  most extreme advantages, the top m/2 and the bottom m/2, for the update.
+
+How REST sits on top of trl
+---------------------------
+``RESTGRPOTrainer`` subclasses ``GRPOTrainer`` and overrides one method,
+``_generate_and_score_completions``: the hook that turns a generation batch
+into the dict of tensors (``prompt_ids``, ``completion_ids``, masks,
+``advantages``, pixel values, …) the loss is computed on. The override calls
+trl's method unchanged (generation with ``num_generations = n``, rewards, group
+advantages over all n rollouts), then keeps, in every group of n rows, the m
+rows chosen by :func:`rest_select` and drops the others from every per-row
+entry (image tensors are split per row with trl's own
+``split_pixel_values_by_grid`` first and re-joined after). The number of loss
+tokens is recounted. trl's loss then runs on those P·m rows only, so the GRPO
+update is computed on the kept rollouts, with the advantages normalised over
+the whole group of n as in StAR. Requirements: one process, or groups that do
+not straddle processes; ``steps_per_generation`` must divide P·m (we use 1).
+
+Rewards and logs
+----------------
+The rewards come from ``seglib.rewards``. Each named component of a paradigm's
+scorer (e.g. Seg-Zero's ``think_format``, ``answer_format``, ``bbox_iou``,
+``bbox_l1``, ``points``) is registered with trl as its own reward function,
+with its own weight, so trl logs ``rewards/<component>/mean`` for each. The
+components are computed once per generation batch: the first component call
+scores every group (one ``set_image`` per image, one ``predict_many`` per group
+in ``seglib.rewards``), the others read the cached dict. The time spent
+scoring is logged as ``reward_time_s`` next to trl's ``step_time``.
+
+Every trl log entry (reward components, ``completions/mean_length``, ``kl``,
+``entropy``, ``clip_ratio/*``, loss, lr, timings) is appended as one JSON line
+to ``<out_dir>/log.jsonl``; :func:`read_log` reads it back (deduplicated by
+step after a resume).
+
+Checkpoints and resume
+----------------------
+trl/transformers checkpoints go to ``<out_dir>/checkpoint-<step>/`` every
+``save_steps``; ``resume=True`` continues from the last one (a killed run
+loses at most one save interval). The final policy is saved at ``<out_dir>``
+itself like a real checkpoint (LoRA merged into the weights), with
+``grpo_done.json``; a finished folder is not trained again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+#: A group scorer: the G completion texts of one prompt and that prompt's dataset row → one dict of
+#: named reward components per completion (same keys for every completion).
+GroupScorer = Callable[[Sequence[str], dict], list[dict[str, float]]]
+
+
+@dataclass
+class GRPOParams:
+    """GRPO/GSPO/REST hyper-parameters. Defaults are a small CPU run; ``seg_zero()`` gives the paper's."""
+
+    num_generations: int = 4  # G (REST: n, the rollouts per prompt)
+    prompts_per_step: int = 2  # prompts in one optimiser step (Seg-Zero: 16)
+    max_steps: int = 4
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "constant"  # Seg-Zero: constant lr
+    warmup_steps: int = 0
+    beta: float = 0.0  # KL coefficient (Seg-Zero 5e-3, StAR 0)
+    epsilon: float = 0.2  # clip range (GSPO: 3e-4)
+    epsilon_high: float | None = None  # upper clip (GSPO: 4e-4); None = epsilon
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_completion_length: int = 64
+    loss_type: str = "grpo"
+    importance_sampling_level: str = "token"  # "sequence" = GSPO
+    gspo: bool = False  # shorthand: sequence level, loss "grpo", clip 3e-4/4e-4 unless given
+    num_iterations: int = 1  # optimiser passes per generation batch (μ); GSPO matters when > 1
+    scale_rewards: str = "group"
+    lora: dict | None = None  # None = full fine-tuning; else peft LoraConfig fields (StAR: r = alpha = 64)
+    reward_weights: dict[str, float] = field(default_factory=dict)  # component → weight (default 1)
+    rest_keep: int | None = None  # REST: m rollouts kept of num_generations (None = plain GRPO)
+    save_steps: int = 2
+    save_total_limit: int | None = 2
+    logging_steps: int = 1
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    seed: int = 0
+
+    @staticmethod
+    def seg_zero(**overrides: Any) -> "GRPOParams":
+        """Seg-Zero's settings: lr 1e-6 constant, weight decay 0.01, β 5e-3, G 8, 16 prompts, temperature 1."""
+        base = dict(num_generations=8, prompts_per_step=16, learning_rate=1e-6, weight_decay=0.01, beta=5e-3,
+                    temperature=1.0)
+        base.update(overrides)
+        return GRPOParams(**base)
+
+    def resolved(self) -> "GRPOParams":
+        """Apply the ``gspo`` shorthand and check the REST sizes."""
+        p = GRPOParams(**asdict(self))
+        if p.gspo:
+            p.importance_sampling_level = "sequence"
+            p.loss_type = "grpo"
+            if p.epsilon == 0.2:
+                p.epsilon = 3e-4
+            if p.epsilon_high is None:
+                p.epsilon_high = 4e-4
+        if p.importance_sampling_level not in ("token", "sequence"):
+            raise ValueError(f"importance_sampling_level must be 'token' or 'sequence', got {p.importance_sampling_level!r}")
+        if p.num_generations < 2:
+            raise ValueError(f"num_generations (G) must be >= 2 for group advantages, got {p.num_generations}")
+        if p.rest_keep is not None and not (2 <= p.rest_keep <= p.num_generations):
+            raise ValueError(f"rest_keep (m) must be in [2, num_generations={p.num_generations}], got {p.rest_keep}")
+        return p
+
+
+# ----------------------------------------------------------------------------------------------- REST
+def rest_select(advantages: Sequence[float] | torch.Tensor, group_size: int, keep: int) -> list[int]:
+    """Indices kept by REST: in each consecutive group of ``group_size``, the ``keep`` most extreme advantages.
+
+    The bottom ``keep // 2`` and the top ``keep - keep // 2`` of each group (StAR: m/2 each for even m).
+    Ties are broken by position (a stable sort), so the choice is deterministic. Returned sorted.
+    """
+    adv = torch.as_tensor(advantages, dtype=torch.float64).flatten()
+    if adv.numel() % group_size:
+        raise ValueError(f"rest_select: {adv.numel()} advantages are not a whole number of groups of {group_size}")
+    if not 0 < keep <= group_size:
+        raise ValueError(f"rest_select: keep must be in [1, {group_size}], got {keep}")
+    low, high = keep // 2, keep - keep // 2
+    kept: list[int] = []
+    for start in range(0, adv.numel(), group_size):
+        order = torch.sort(adv[start:start + group_size], stable=True).indices.tolist()
+        chosen = order[:low] + order[group_size - high:]
+        kept.extend(start + i for i in sorted(chosen))
+    return kept
+
+
+def take_rows(batch: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
+    """Keep ``rows`` of every per-row entry of a trl generation batch (tensors, lists, per-row image tensors)."""
+    from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+    n = batch["completion_ids"].shape[0]
+    split = split_pixel_values_by_grid(dict(batch))
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    out: dict[str, Any] = {}
+    for key, value in split.items():
+        if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == n:
+            out[key] = value[index.to(value.device)]
+        elif isinstance(value, list) and len(value) == n:
+            out[key] = [value[i] for i in rows]
+        else:
+            out[key] = value
+    out = unsplit_pixel_values_by_grid(out)
+    mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
+    if "num_items_in_batch" in out:
+        out["num_items_in_batch"] = mask.sum()
+    return out
+
+
+def _rest_trainer_class():
+    from trl import GRPOTrainer
+
+    class RESTGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer that trains on the ``rest_keep`` most extreme-advantage rollouts of each group (StAR REST)."""
+
+        def __init__(self, *args: Any, rest_keep: int, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.rest_keep = int(rest_keep)
+            if self.accelerator.num_processes > 1:
+                raise NotImplementedError("REST selection is implemented for one process (groups must be local)")
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            if not self.model.training:
+                return out
+            kept = rest_select(out["advantages"].detach().cpu(), self.num_generations, self.rest_keep)
+            self._metrics["train"]["rest/kept_fraction"].append(len(kept) / out["advantages"].shape[0])
+            self._metrics["train"]["rest/kept_abs_advantage"].append(
+                float(out["advantages"][kept].abs().mean().item()) if kept else 0.0)
+            return take_rows(out, kept)
+
+    return RESTGRPOTrainer
+
+
+# ----------------------------------------------------------------------------------------------- rewards → trl
+def _completion_text(completion: Any) -> str:
+    """trl hands conversational completions as ``[{"role": "assistant", "content": text}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion:
+        content = completion[-1].get("content", "") if isinstance(completion[-1], dict) else ""
+        if isinstance(content, list):
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+    return ""
+
+
+class ComponentRewards:
+    """One trl reward function per named component, all fed by one group scorer call per generation batch.
+
+    ``scorer(texts, row)`` scores the completions of one prompt (a group). The
+    batch trl passes is split into groups by the ``group_key`` column (default
+    ``sample_id``); each group is scored once, and each component function
+    returns its column. ``timings`` collects the seconds spent per batch.
+    """
+
+    def __init__(self, scorer: GroupScorer, components: Sequence[str], group_key: str = "sample_id"):
+        self.scorer = scorer
+        self.components = list(components)
+        self.group_key = group_key
+        self._batch: Any = None
+        self._scores: list[dict[str, float]] = []
+        self.timings: list[float] = []
+
+    def _score(self, completions: list, kwargs: dict) -> None:
+        t0 = time.perf_counter()
+        texts = [_completion_text(c) for c in completions]
+        keys = kwargs.get(self.group_key) or list(range(len(texts)))
+        groups: dict[Any, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        columns = [k for k in kwargs if k not in ("trainer_state", "log_extra", "log_metric", "completion_ids",
+                                                  "prompts", "environments")]
+        scores: list[dict[str, float] | None] = [None] * len(texts)
+        for idx in groups.values():
+            row = {k: kwargs[k][idx[0]] for k in columns}
+            for i, s in zip(idx, self.scorer([texts[i] for i in idx], row)):
+                scores[i] = s
+        self._scores = [s or {} for s in scores]
+        self._batch = completions
+        dt = time.perf_counter() - t0
+        self.timings.append(dt)
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            log_metric("reward_time_s", dt)
+
+    def function(self, component: str) -> Callable[..., list[float]]:
+        def reward(prompts=None, completions=None, **kwargs):
+            if completions is not self._batch:
+                self._score(completions, kwargs)
+            out = []
+            for s in self._scores:
+                v = float(s.get(component, 0.0))
+                out.append(v if math.isfinite(v) else 0.0)
+            return out
+
+        reward.__name__ = component
+        return reward
+
+    def functions(self) -> list[Callable[..., list[float]]]:
+        return [self.function(c) for c in self.components]
+
+
+# ----------------------------------------------------------------------------------------------- logging
+def _log_callback(path: Path):
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        """Append every trl log entry (with its step) to a JSONL file the notebooks plot."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            entry = {"step": int(state.global_step)}
+            for k, v in logs.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    entry[k] = float(v)
+            with open(path, "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    return JsonlLog()
+
+
+def read_log(out_dir: str | Path) -> list[dict]:
+    """The training log of a GRPO folder, one dict per logged step, last entry per step wins (resume)."""
+    path = Path(out_dir) / "log.jsonl"
+    if not path.exists():
+        return []
+    by_step: dict[tuple[int, bool], dict] = {}
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        by_step[(entry.get("step", 0), "train_runtime" in entry)] = entry
+    return [by_step[k] for k in sorted(by_step)]
+
+
+# ----------------------------------------------------------------------------------------------- training
+def last_checkpoint(out_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-<step>`` folder in ``out_dir`` that holds a trainer state, or None."""
+    best, best_step = None, -1
+    for p in Path(out_dir).glob("checkpoint-*"):
+        try:
+            step = int(p.name.split("-")[-1])
+        except ValueError:
+            continue
+        if (p / "trainer_state.json").exists() and step > best_step:
+            best, best_step = str(p), step
+    return best
+
+
+def _pil(image: Any):
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def make_dataset(rows: Sequence[dict]):
+    """🤗 dataset for trl: each row needs ``prompt`` (user text), ``image`` (uint8 RGB array or PIL) and ``sample_id``.
+
+    The prompt becomes trl's conversational form with one image; every other
+    key is kept as a column and reaches the reward functions. Values that are
+    not plain scalars/strings are JSON-encoded (decode them in the scorer).
+    """
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+
+    if not rows:
+        raise ValueError("make_dataset: no rows")
+    data: dict[str, list] = {"prompt": [], "image": []}
+    extra = sorted({k for r in rows for k in r} - {"prompt", "image"})
+    if "sample_id" not in extra:
+        raise ValueError("make_dataset: every row needs a 'sample_id' (groups are scored by it)")
+    for k in extra:
+        data[k] = []
+    for r in rows:
+        data["prompt"].append([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r["prompt"]}]}])
+        data["image"].append(_pil(r["image"]))
+        for k in extra:
+            v = r.get(k)
+            data[k].append(v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v))
+    return Dataset.from_dict(data)
+
+
+def train_grpo(
+    policy: str | Path,
+    rows: Sequence[dict],
+    scorer: GroupScorer,
+    components: Sequence[str],
+    out_dir: str | Path,
+    params: GRPOParams | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+    callbacks: Sequence[Any] = (),
+) -> str:
+    """Train ``policy`` (a checkpoint folder or HF name) with GRPO/GSPO/REST on ``rows``; return the saved folder.
+
+    ``rows``: see :func:`make_dataset`. ``scorer``/``components``: the group
+    scorer and the names of the components it returns (each becomes a trl
+    reward function weighted by ``params.reward_weights``, default 1; the
+    reward trl normalises per group is the weighted sum). ``out_dir`` is
+    ``<run_dir>/checkpoints/grpo-<paradigm>``. With ``resume`` a folder holding
+    ``grpo_done.json`` is returned as is, and one holding checkpoints continues
+    from the last.
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    from seglib.models import load_policy
+
+    p = (params or GRPOParams()).resolved()
+    out_dir = Path(out_dir)
+    done = out_dir / "grpo_done.json"
+    if done.exists():
+        if resume:
+            return str(out_dir)
+        raise FileExistsError(f"{out_dir} already holds a finished GRPO run; use a new run folder or resume=True")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = last_checkpoint(out_dir) if resume else None
+    if not resume and last_checkpoint(out_dir):
+        raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass resume=True to continue it")
+
+    unknown = set(p.reward_weights) - set(components)
+    if unknown:
+        raise ValueError(f"reward_weights names unknown components {sorted(unknown)}; components: {list(components)}")
+    weights = [float(p.reward_weights.get(c, 1.0)) for c in components]
+    rewards = ComponentRewards(scorer, components)
+
+    model, processor = load_policy(str(policy), lora=p.lora, device=device)
+    config = GRPOConfig(
+        output_dir=str(out_dir),
+        max_steps=p.max_steps,
+        per_device_train_batch_size=p.prompts_per_step * p.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=p.num_generations,
+        num_iterations=p.num_iterations,
+        max_completion_length=p.max_completion_length,
+        temperature=p.temperature,
+        top_p=p.top_p,
+        learning_rate=p.learning_rate,
+        weight_decay=p.weight_decay,
+        lr_scheduler_type=p.lr_scheduler_type,
+        warmup_steps=p.warmup_steps,
+        beta=p.beta,
+        epsilon=p.epsilon,
+        epsilon_high=p.epsilon_high,
+        loss_type=p.loss_type,
+        importance_sampling_level=p.importance_sampling_level,
+        scale_rewards=p.scale_rewards,
+        reward_weights=weights,
+        save_strategy="steps",
+        save_steps=p.save_steps,
+        save_total_limit=p.save_total_limit,
+        logging_steps=p.logging_steps,
+        report_to=[],
+        seed=p.seed,
+        use_cpu=(device == "cpu"),
+        bf16=p.bf16,
+        gradient_checkpointing=p.gradient_checkpointing,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer_kwargs = dict(
+        model=model,
+        reward_funcs=rewards.functions(),
+        args=config,
+        train_dataset=make_dataset(rows),
+        processing_class=processor,
+        callbacks=[_log_callback(out_dir / "log.jsonl"), *callbacks],
+    )
+    if p.rest_keep is not None:
+        trainer = _rest_trainer_class()(rest_keep=p.rest_keep, **trainer_kwargs)
+    else:
+        trainer = GRPOTrainer(**trainer_kwargs)
+    trainer.train(resume_from_checkpoint=resume_from)
+
+    final = trainer.model
+    if hasattr(final, "merge_and_unload"):  # LoRA: save plain weights, no separate merge step for users
+        final = final.merge_and_unload()
+    final.save_pretrained(str(out_dir))
+    processor.save_pretrained(str(out_dir))
+    done.write_text(json.dumps({"params": asdict(p), "policy": str(policy), "steps": int(trainer.state.global_step),
+                                "components": list(components), "weights": weights,
+                                "resumed_from": resume_from}, indent=1))
+    return str(out_dir)
