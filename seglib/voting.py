@@ -1,0 +1,274 @@
+"""Mask majority voting over N sampled answers (StAR, METHODS.md "Inference-time scaling").
+
+Algorithm (``vote``; ``majority_vote`` returns only the chosen masks):
+
+1. Each sample is a list of object masks (0 or more); masks with no pixel are
+   dropped. If at least half of the N samples are then empty, the answer is
+   empty.
+2. K̂ = the most common object count among the non-empty samples; a tie goes to
+   the smaller count.
+3. Masks are clustered greedily in sample order (then object order within a
+   sample): each mask joins the first existing cluster whose *first member* it
+   overlaps with IoU ≥ ``iou_thr``, else starts a new cluster.
+4. A cluster's votes = the number of distinct samples among its members.
+5. Clusters with votes / N ≥ ``min_vote_ratio`` are kept; if none is, all are
+   kept (fallback).
+6. Kept clusters are ranked by (votes, mean member score), both descending;
+   ties keep the order in which the clusters were formed. The top K̂ are chosen.
+7. Each chosen cluster gives one mask: its best-scoring member
+   (``aggregate="best"``, first member on ties) or the score-weighted pixel
+   vote Σ sᵢ·mᵢ / Σ sᵢ ≥ 0.5 (``aggregate="consensus"``; negative scores count
+   as 0, and equal weights are used if they sum to 0). The answer is these masks; ``VoteResult.union`` is their
+   union (StAR's final mask).
+
+Pairwise IoUs are vectorised: one matrix product over the flattened masks,
+cropped to the bounding box of everything predicted, with pixels grouped by
+which masks hold them (see ``pairwise_iou``; ``bench/voting.py`` times it).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Cluster:
+    """One group of near-identical masks. ``members`` are (sample index, object index)."""
+
+    members: list[tuple[int, int]]
+    votes: int
+    mean_score: float
+    mask: np.ndarray  # the aggregated mask (best member or consensus)
+
+
+@dataclass
+class VoteResult:
+    masks: list[np.ndarray]  # the chosen masks, best-ranked first; [] for an empty answer
+    union: np.ndarray | None  # union of ``masks`` (all False if empty); None if no shape was known
+    k_hat: int  # K̂, 0 when the answer is empty
+    clusters: list[Cluster] = field(default_factory=list)  # all clusters, in formation order
+    chosen: list[int] = field(default_factory=list)  # indices into ``clusters``, ranked
+    kept: list[int] = field(default_factory=list)  # clusters that passed the ratio filter (or all: fallback)
+    empty_majority: bool = False  # step 1 decided "empty"
+    fallback: bool = False  # no cluster reached min_vote_ratio
+    n_samples: int = 0
+
+    def cluster_of(self, sample: int, obj: int) -> int | None:
+        """Index of the cluster holding object ``obj`` of sample ``sample`` (None if dropped)."""
+        for ci, cluster in enumerate(self.clusters):
+            if (sample, obj) in cluster.members:
+                return ci
+        return None
+
+
+def _intersections_matmul(flat: np.ndarray) -> np.ndarray:
+    """(M, M) pixel-count intersections of (M, P) bool rows by one matrix product.
+
+    float32 counts are exact while P < 2²⁴; larger inputs use float64.
+    """
+    dtype = np.float32 if flat.shape[1] < 2**24 else np.float64
+    f = flat.astype(dtype)
+    return (f @ f.T).astype(np.float64)
+
+
+def _intersections_by_pattern(flat: np.ndarray) -> np.ndarray:
+    """Same as ``_intersections_matmul`` for M ≤ 64, grouping pixels by membership pattern.
+
+    Each pixel gets an M-bit key saying which masks hold it. N samples of one
+    answer mostly agree, so there are few distinct keys; with U distinct keys
+    and their pixel counts c, intersections = Patternsᵀ · diag(c) · Patterns,
+    a (M × U)·(U × M) product instead of (M × P)·(P × M).
+    """
+    m, p = flat.shape
+    n_bytes = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 8, 7: 8, 8: 8}[(m + 7) // 8]
+    key_bytes = np.zeros((n_bytes, p), np.uint8)
+    as_u8 = flat.view(np.uint8)
+    for i in range(m):
+        key_bytes[i // 8] |= as_u8[i] << np.uint8(i % 8)
+    keys = np.ascontiguousarray(key_bytes.T).view(f"u{n_bytes}").ravel()
+    keys = keys[keys != 0]
+    uniq, counts = np.unique(keys, return_counts=True)
+    patterns_bytes = uniq.view(np.uint8).reshape(len(uniq), n_bytes)
+    patterns = np.empty((len(uniq), m), np.float64)
+    for i in range(m):
+        patterns[:, i] = (patterns_bytes[:, i // 8] >> (i % 8)) & 1
+    return (patterns.T * counts.astype(np.float64)) @ patterns
+
+
+def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """(M, M) IoU matrix of same-shape bool masks; two empty masks have IoU 1.
+
+    Vectorised: masks are cropped to the bounding box of their union (IoU is
+    unchanged) and flattened to one (M, P) matrix. Intersections then come from
+    one matrix product, over the distinct per-pixel membership patterns when
+    M ≤ 64 (see ``_intersections_by_pattern``), else over the pixels. All counts
+    are exact integers.
+    """
+    m = len(masks)
+    if m == 0:
+        return np.zeros((0, 0), np.float64)
+    stack = np.stack([np.asarray(x, dtype=bool) for x in masks])
+    rows = np.flatnonzero(stack.any(axis=(0, 2)))
+    if rows.size == 0:
+        return np.ones((m, m), np.float64)
+    cols = np.flatnonzero(stack[:, rows[0] : rows[-1] + 1].any(axis=(0, 1)))
+    flat = np.ascontiguousarray(stack[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]).reshape(m, -1)
+    inter = _intersections_by_pattern(flat) if m <= 64 else _intersections_matmul(flat)
+    area = np.diag(inter).copy()
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
+
+
+def _normalise_scores(masks_per_sample, scores_per_sample) -> list[list[float]]:
+    if scores_per_sample is None:
+        return [[1.0] * len(ms) for ms in masks_per_sample]
+    if len(scores_per_sample) != len(masks_per_sample):
+        raise ValueError(
+            f"majority_vote: {len(masks_per_sample)} samples of masks but {len(scores_per_sample)} of scores"
+        )
+    out = []
+    for i, (ms, ss) in enumerate(zip(masks_per_sample, scores_per_sample)):
+        if np.isscalar(ss):  # one score for the whole sample
+            out.append([float(ss)] * len(ms))
+            continue
+        ss = [float(s) for s in ss]
+        if len(ss) != len(ms):
+            raise ValueError(f"majority_vote: sample {i} has {len(ms)} masks but {len(ss)} scores")
+        out.append(ss)
+    return out
+
+
+def vote(
+    masks_per_sample: Sequence[Sequence[np.ndarray]],
+    scores_per_sample: Sequence[Sequence[float] | float] | None = None,
+    iou_thr: float = 0.85,
+    min_vote_ratio: float = 0.2,
+    aggregate: str = "best",
+) -> VoteResult:
+    """StAR's mask majority vote with everything a figure needs (see the module docstring).
+
+    ``masks_per_sample[i]`` is the list of bool (H, W) object masks of sample i;
+    ``scores_per_sample[i]`` is a list of one score per mask (e.g. the
+    segmenter's predicted IoU), or one float for the whole sample, or the whole
+    argument ``None`` for equal scores.
+    """
+    if aggregate not in ("best", "consensus"):
+        raise ValueError(f"majority_vote: aggregate must be 'best' or 'consensus', got {aggregate!r}")
+    n = len(masks_per_sample)
+    scores = _normalise_scores(masks_per_sample, scores_per_sample)
+
+    shape = None
+    items: list[tuple[int, int, np.ndarray, float]] = []  # (sample, object, mask, score)
+    counts = []
+    for i, (ms, ss) in enumerate(zip(masks_per_sample, scores)):
+        kept_here = 0
+        for j, (mask, score) in enumerate(zip(ms, ss)):
+            mask = np.asarray(mask, dtype=bool)
+            if mask.ndim != 2:
+                raise ValueError(f"majority_vote: sample {i} mask {j} is not (H, W): shape {mask.shape}")
+            if shape is None:
+                shape = mask.shape
+            elif mask.shape != shape:
+                raise ValueError(f"majority_vote: sample {i} mask {j} has shape {mask.shape}, expected {shape}")
+            if mask.any():
+                items.append((i, j, mask, score))
+                kept_here += 1
+        counts.append(kept_here)
+
+    empty_union = None if shape is None else np.zeros(shape, bool)
+    n_empty = sum(1 for c in counts if c == 0)
+    if n == 0 or 2 * n_empty >= n:
+        return VoteResult([], empty_union, 0, empty_majority=True, n_samples=n)
+
+    count_freq = Counter(c for c in counts if c > 0)
+    best_freq = max(count_freq.values())
+    k_hat = min(c for c, f in count_freq.items() if f == best_freq)
+
+    iou = pairwise_iou([it[2] for it in items])
+    firsts: list[int] = []  # item index of each cluster's first member
+    member_items: list[list[int]] = []
+    for t in range(len(items)):
+        for ci, first in enumerate(firsts):
+            if iou[t, first] >= iou_thr:
+                member_items[ci].append(t)
+                break
+        else:
+            firsts.append(t)
+            member_items.append([t])
+
+    clusters = []
+    for members in member_items:
+        member_scores = np.array([items[t][3] for t in members], dtype=np.float64)
+        if aggregate == "best":
+            mask = items[members[int(np.argmax(member_scores))]][2].copy()
+        else:
+            weights = np.clip(member_scores, 0.0, None)
+            if weights.sum() <= 0:
+                weights = np.ones_like(member_scores)
+            acc = np.zeros(shape, np.float64)
+            for w, t in zip(weights, members):
+                acc += w * items[t][2]
+            mask = acc / weights.sum() >= 0.5 - 1e-12
+        clusters.append(
+            Cluster(
+                members=[(items[t][0], items[t][1]) for t in members],
+                votes=len({items[t][0] for t in members}),
+                mean_score=float(member_scores.mean()),
+                mask=mask,
+            )
+        )
+
+    kept = [ci for ci, c in enumerate(clusters) if c.votes / n >= min_vote_ratio]
+    fallback = not kept
+    if fallback:
+        kept = list(range(len(clusters)))
+    ranked = sorted(kept, key=lambda ci: (-clusters[ci].votes, -clusters[ci].mean_score, ci))
+    chosen = ranked[:k_hat]
+    masks = [clusters[ci].mask for ci in chosen]
+    union = np.logical_or.reduce(masks) if masks else empty_union
+    return VoteResult(
+        masks=masks,
+        union=union,
+        k_hat=k_hat,
+        clusters=clusters,
+        chosen=chosen,
+        kept=kept,
+        fallback=fallback,
+        n_samples=n,
+    )
+
+
+def majority_vote(
+    masks_per_sample: Sequence[Sequence[np.ndarray]],
+    scores_per_sample: Sequence[Sequence[float] | float] | None = None,
+    iou_thr: float = 0.85,
+    min_vote_ratio: float = 0.2,
+    aggregate: str = "best",
+) -> list[np.ndarray]:
+    """StAR's mask majority vote: the chosen object masks (``[]`` = empty answer).
+
+    Use ``vote`` for the union and the cluster assignment.
+    """
+    return vote(masks_per_sample, scores_per_sample, iou_thr, min_vote_ratio, aggregate).masks
+
+
+def majority_vote_union(
+    masks_per_sample: Sequence[Sequence[np.ndarray]],
+    scores_per_sample: Sequence[Sequence[float] | float] | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    **kwargs,
+) -> np.ndarray:
+    """The union of the voted masks as one bool (H, W) mask (StAR's answer).
+
+    ``height``/``width`` give the shape when no sample predicted anything.
+    """
+    result = vote(masks_per_sample, scores_per_sample, **kwargs)
+    if result.union is not None:
+        return result.union
+    if height is None or width is None:
+        raise ValueError("majority_vote_union: no mask was given, so height and width are needed")
+    return np.zeros((height, width), bool)
