@@ -161,3 +161,346 @@ def sample_seed(seed: int, sample_id: str, salt: str = "") -> int:
     """A per-sample seed, so sampled answers do not depend on order, batching or resuming."""
     digest = hashlib.sha256(f"{seed}:{salt}:{sample_id}".encode()).hexdigest()
     return int(digest[:8], 16)
+
+
+# --------------------------------------------------------------------------- how to talk to a checkpoint
+
+
+@dataclass
+class PolicySpec:
+    """How a checkpoint was trained to read and write: its paradigm and prompt form.
+
+    ``template``: the paradigm's prompt template key (None = the paradigm's
+    default); ``style``: boxpoints answer style ("segzero" | "list");
+    ``resize``: boxpoints Seg-Zero frame side (None = pixels of the image as
+    given); ``prm``: clicks policy writes ``Current IoU: …`` first.
+    """
+
+    paradigm: str
+    template: str | None = None
+    style: str = "list"
+    resize: int | None = None
+    prm: bool = False
+
+    def prompt(self, sample: Any) -> str:
+        from seglib.paradigms import get
+
+        mod = get(self.paradigm)
+        if self.paradigm == "boxpoints":
+            return mod.prompt(sample, style=self.style, template=self.template)
+        if self.paradigm == "clicks":
+            return mod.prompt(sample, prm=self.prm, template=self.template)
+        return mod.prompt(sample, template=self.template or "default")
+
+
+TASK_FILES = ("task.json", "seglib_task.json", "sft_done.json", "grpo_done.json", "star_done.json")
+
+
+def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **overrides: Any) -> PolicySpec:
+    """The ``PolicySpec`` of a checkpoint folder.
+
+    Reads the first of ``TASK_FILES`` present that names the fields (at the top
+    level or under ``"task"``); the paradigm otherwise comes from the folder
+    name (``sft-<paradigm>``, ``grpo-<paradigm>``, ``star-clicks``).
+    ``overrides`` win over both.
+    """
+    from seglib.paradigms import PARADIGMS
+
+    checkpoint_dir = Path(checkpoint_dir)
+    found: dict[str, Any] = {}
+    for name in TASK_FILES:
+        f = checkpoint_dir / name
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text())
+            except ValueError as err:
+                raise ValueError(f"{f}: not valid JSON ({err})") from None
+            for block in (data, data.get("task") if isinstance(data, dict) else None):
+                if isinstance(block, dict):
+                    found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "prm")
+                                  if k in block and k not in found})
+    tail = checkpoint_dir.name.split("-", 1)[-1]
+    paradigm = overrides.pop("paradigm", None) or paradigm or found.pop("paradigm", None) or tail
+    found.pop("paradigm", None)
+    if paradigm not in PARADIGMS:
+        raise ValueError(f"{checkpoint_dir}: cannot tell the paradigm (got {paradigm!r}); pass paradigm=")
+    fields = {**found, **{k: v for k, v in overrides.items() if v is not None}}
+    return PolicySpec(paradigm=paradigm, **fields)
+
+
+class Policy:
+    """A loaded checkpoint as a ``GenerateFn`` (``seglib.models.generate`` with fixed settings).
+
+    ``reseed(seed)`` fixes the sampling stream before a sample's work, so a
+    sample's sampled answers do not depend on what ran before it.
+    """
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 128, temperature: float = 1.0,
+                 top_p: float = 1.0, batch_size: int = 8):
+        self.model, self.processor = model, processor
+        self.max_new_tokens, self.temperature, self.top_p, self.batch_size = max_new_tokens, temperature, top_p, batch_size
+
+    def reseed(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+
+    def __call__(self, images: list[np.ndarray], prompts: list[str], num_return_sequences: int = 1,
+                 do_sample: bool = False) -> list[list[str]]:
+        from seglib.models import generate
+
+        return generate(self.model, self.processor, images, prompts, self.max_new_tokens, do_sample=do_sample,
+                        temperature=self.temperature, top_p=self.top_p,
+                        num_return_sequences=num_return_sequences, batch_size=self.batch_size)
+
+
+def load_checkpoint_policy(checkpoint_dir: str | Path, device: str = "cpu", **kwargs: Any) -> Policy:
+    from seglib.models import load_policy
+
+    model, processor = load_policy(str(checkpoint_dir), device=device)
+    return Policy(model, processor, **kwargs)
+
+
+# --------------------------------------------------------------------------- decoding one text
+
+
+@dataclass
+class Decoded:
+    answer: Any  # parsed answer (JSON-ready) or None
+    parsed: bool
+    object_masks: list[np.ndarray]
+    scores: list[float]
+    boxes: list[list[int]] = field(default_factory=list)
+
+    def union(self, height: int, width: int) -> np.ndarray:
+        out = np.zeros((height, width), bool)
+        for m in self.object_masks:
+            out |= m
+        return out
+
+
+def decode_text(text: str, spec: PolicySpec, height: int, width: int, segmenter: Any = None) -> Decoded:
+    """One boxpoints/polygon text → per-object masks (the segmenter must hold the image)."""
+    from seglib.paradigms import get
+
+    mod = get(spec.paradigm)
+    answer = mod.parse(text)
+    if answer is None:
+        return Decoded(None, False, [], [])
+    if spec.paradigm == "boxpoints":
+        objects = mod.to_image_frame(answer, height, width, spec.resize)
+        if not objects:
+            return Decoded(to_jsonable(answer), True, [], [])
+        if segmenter is None:
+            raise ValueError("boxpoints decoding needs a segmenter")
+        preds = segmenter.predict_many(mod.segmenter_prompts(objects))
+        return Decoded(to_jsonable(answer), True, [np.asarray(p.mask, bool) for p in preds],
+                       [float(p.score) for p in preds], [[int(v) for v in o.box] for o in objects])
+    if spec.paradigm == "polygon":
+        m = mod.decode(answer, height, width)
+        return Decoded(to_jsonable(answer), True, [m] if m.any() else [], [1.0] if m.any() else [])
+    raise ValueError(f"decode_text: {spec.paradigm!r} is stepped; use the clicks runner")
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _base_record(sample: Any, spec: PolicySpec, checkpoint: str, strategy: str) -> dict:
+    from seglib.masks import encode_rle
+
+    return {
+        "schema": SCHEMA_VERSION, "sample_id": sample.sample_id, "split": sample.split, "kind": sample.kind,
+        "paradigm": spec.paradigm, "checkpoint": checkpoint, "strategy": strategy,
+        "height": int(sample.height), "width": int(sample.width),
+        "gt_rle": encode_rle(sample.union_mask()), "gt_boxes": [list(map(int, b)) for b in sample.target_boxes()],
+    }
+
+
+def _fill_prediction(rec: dict, dec: Decoded, height: int, width: int) -> dict:
+    from seglib.masks import encode_rle
+
+    rec["parsed"] = dec.parsed
+    rec["mask_rle"] = encode_rle(dec.union(height, width)) if dec.parsed else None
+    rec["object_rles"] = [encode_rle(m) for m in dec.object_masks]
+    rec["boxes"] = dec.boxes
+    return rec
+
+
+def _policy_image(sample_image: np.ndarray, spec: PolicySpec) -> np.ndarray:
+    if spec.paradigm == "boxpoints" and spec.resize:
+        import cv2
+
+        return cv2.resize(sample_image, (spec.resize, spec.resize), interpolation=cv2.INTER_LINEAR)
+    return sample_image
+
+
+def greedy_records(samples: Sequence[Any], generate: GenerateFn, segmenter: Any, spec: PolicySpec,
+                   checkpoint: str) -> list[dict]:
+    """Greedy answers for a batch of boxpoints/polygon samples (one ``generate`` call)."""
+    images = [s.image() for s in samples]
+    texts = generate([_policy_image(im, spec) for im in images], [spec.prompt(s) for s in samples], 1, False)
+    out = []
+    for s, im, ts in zip(samples, images, texts):
+        if segmenter is not None and spec.paradigm == "boxpoints":
+            segmenter.set_image(im)
+        dec = decode_text(ts[0], spec, s.height, s.width, segmenter)
+        rec = _base_record(s, spec, checkpoint, "greedy")
+        rec.update(texts=[ts[0]], answers=[dec.answer])
+        out.append(_fill_prediction(rec, dec, s.height, s.width))
+    return out
+
+
+def sampled_record(sample: Any, generate: GenerateFn, segmenter: Any, spec: PolicySpec, checkpoint: str,
+                   strategy: str, n_samples: int, vote_kwargs: dict | None = None) -> dict:
+    """N sampled answers for one sample; ``strategy`` "sample" (first sample) or "vote" (StAR's vote)."""
+    from seglib.masks import encode_rle
+
+    image = sample.image()
+    texts = generate([_policy_image(image, spec)], [spec.prompt(sample)], n_samples, True)[0]
+    if segmenter is not None and spec.paradigm == "boxpoints":
+        segmenter.set_image(image)
+    decs = [decode_text(t, spec, sample.height, sample.width, segmenter) for t in texts]
+    rec = _base_record(sample, spec, checkpoint, strategy)
+    rec["texts"] = list(texts)
+    rec["answers"] = [d.answer for d in decs]
+    rec["samples"] = [{"text": t, "answer": d.answer, "parsed": d.parsed, "object_rles": [encode_rle(m) for m in d.object_masks],
+                       "scores": d.scores, "boxes": d.boxes} for t, d in zip(texts, decs)]
+    if strategy == "sample":
+        return _fill_prediction(rec, decs[0], sample.height, sample.width)
+    from seglib.voting import vote
+
+    opts = {"iou_thr": 0.85, "min_vote_ratio": 0.2, "aggregate": "best", **(vote_kwargs or {})}
+    result = vote([d.object_masks for d in decs], [d.scores for d in decs], **opts)
+    chosen_rank = {ci: r for r, ci in enumerate(result.chosen)}
+    rec["vote"] = {
+        "n": len(texts), **opts, "k_hat": result.k_hat, "empty": result.empty_majority, "fallback": result.fallback,
+        "clusters": [{"members": [list(m) for m in c.members], "votes": c.votes, "mean_score": c.mean_score,
+                      "chosen": ci in chosen_rank, "rank": chosen_rank.get(ci), "kept": ci in result.kept,
+                      "rle": encode_rle(c.mask)} for ci, c in enumerate(result.clusters)],
+    }
+    union = np.zeros((sample.height, sample.width), bool)
+    for m in result.masks:
+        union |= m
+    any_parsed = any(d.parsed for d in decs)
+    boxes = []
+    for ci in result.chosen:  # the box of each chosen cluster's first member, where it has one
+        s_i, o_i = result.clusters[ci].members[0]
+        if o_i < len(decs[s_i].boxes):
+            boxes.append(decs[s_i].boxes[o_i])
+    rec.update(parsed=any_parsed, mask_rle=encode_rle(union) if any_parsed else None,
+               object_rles=[encode_rle(m) for m in result.masks], boxes=boxes)
+    return rec
+
+
+def clicks_parse_fn(height: int, width: int) -> Callable[[str], tuple[float | None, tuple[int, int, bool] | None]]:
+    """Clicks text → (self-predicted IoU fraction, pixel click) for ``seglib.search``."""
+    from seglib.paradigms import clicks
+
+    def parse(text: str):
+        a = clicks.parse(text)
+        if a is None:
+            return None, None
+        c = clicks.to_click(a, height, width)
+        return a.iou, (int(c.x), int(c.y), bool(c.positive))
+
+    return parse
+
+
+def clicks_record(sample: Any, generate: GenerateFn, segmenter: Any, spec: PolicySpec, checkpoint: str,
+                  strategy: str, max_clicks: int, k: int = 1, patience: int | None = 1) -> dict:
+    """A clicks rollout: ``greedy`` (max_clicks greedy clicks, last mask) or ``prm_search_k<K>``."""
+    from seglib.masks import encode_rle
+    from seglib.paradigms import clicks
+    from seglib.search import prm_search, result_to_record
+
+    image = sample.image()
+    gt = sample.union_mask()
+    prompt = spec.prompt(sample)
+    state = lambda mask: (clicks.state_image(image, mask), prompt)  # noqa: E731
+    parse = clicks_parse_fn(sample.height, sample.width)
+    if strategy == "greedy":
+        res = prm_search(image, state, generate, parse, segmenter, max_clicks, k=1, patience=None, gt_mask=gt,
+                         select="last")
+    else:
+        res = prm_search(image, state, generate, parse, segmenter, max_clicks, k=k, patience=patience, gt_mask=gt)
+    rec = _base_record(sample, spec, checkpoint, strategy)
+    part = result_to_record(res)
+    rec["texts"] = [s["text"] for s in part["steps"]]
+    rec["answers"] = [to_jsonable(clicks.parse(t)) for t in rec["texts"]]
+    rec["parsed"] = bool(res.steps)
+    rec["mask_rle"] = encode_rle(res.mask) if res.steps else None
+    rec["object_rles"] = [rec["mask_rle"]] if res.steps and res.mask.any() else []
+    rec["boxes"] = []
+    rec.update(part)
+    return rec
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def strategy_label(strategy: str, k: int = 1) -> str:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    return f"prm_search_k{k}" if strategy == "prm_search" else strategy
+
+
+def predict_split(
+    samples: Sequence[Any],
+    generate: GenerateFn,
+    segmenter: Any,
+    spec: PolicySpec,
+    run_dir: str | Path,
+    checkpoint: str,
+    strategy: str = "greedy",
+    n_samples: int = 8,
+    max_clicks: int = 5,
+    search_k: int = 1,
+    search_t: int = 5,
+    patience: int | None = 1,
+    batch_size: int = 8,
+    seed: int = 0,
+    vote_kwargs: dict | None = None,
+    progress: bool = True,
+) -> Path:
+    """Predict every sample and append to ``<run_dir>/predictions/<checkpoint>-<label>.jsonl``.
+
+    Resumable: samples already in the file are skipped (a torn last line is
+    cut). Sampled strategies reseed per sample (``sample_seed``), so results do
+    not depend on order, batching or interruption.
+    """
+    from tqdm.auto import tqdm
+
+    label = strategy_label(strategy, search_k)
+    if spec.paradigm == "clicks" and strategy in ("sample", "vote"):
+        raise ValueError("clicks predictions are stepped: use strategy 'greedy' or 'prm_search'")
+    if strategy == "prm_search" and spec.paradigm != "clicks":
+        raise ValueError(f"prm_search needs the clicks paradigm, not {spec.paradigm!r}")
+    path = prediction_path(run_dir, checkpoint, label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = read_predictions(path, repair=True)
+    for i, r in enumerate(existing):
+        if r["checkpoint"] != checkpoint or r["strategy"] != label:
+            raise PredictionFileError(f"{path}: line {i + 1} is {r['checkpoint']}-{r['strategy']}, not {checkpoint}-{label}")
+    done = {r["sample_id"] for r in existing}
+    todo = [s for s in samples if s.sample_id not in done]
+    reseed = getattr(generate, "reseed", None)
+    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{checkpoint} {label}", disable=not progress)
+    if strategy == "greedy" and spec.paradigm != "clicks":
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            for rec in greedy_records(chunk, generate, segmenter, spec, checkpoint):
+                append_record(path, rec)
+            bar.update(len(chunk))
+    else:
+        for s in todo:
+            if reseed is not None:
+                reseed(sample_seed(seed, s.sample_id, label))
+            if spec.paradigm == "clicks":
+                rec = clicks_record(s, generate, segmenter, spec, checkpoint, label,
+                                    max_clicks if strategy == "greedy" else search_t, k=search_k, patience=patience)
+            else:
+                rec = sampled_record(s, generate, segmenter, spec, checkpoint, label, n_samples, vote_kwargs)
+            append_record(path, rec)
+            bar.update(1)
+    bar.close()
+    return path

@@ -1,0 +1,237 @@
+"""Prediction runners on fake policies: schema, resuming, voting records, clicks rollouts; and the
+batch-size invariance of greedy decoding on the tiny model."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglib.data import Sample
+from seglib.evaluation import evaluate_records
+from seglib.inference import (
+    REQUIRED_KEYS,
+    PolicySpec,
+    PredictionFileError,
+    checkpoint_spec,
+    predict_split,
+    prediction_path,
+    read_predictions,
+)
+from seglib.masks import decode_rle, encode_rle
+from seglib.paradigms import polygon
+
+H = W = 24
+
+
+def make_samples(tmp_path, n=3):
+    samples = []
+    for i in range(n):
+        img = np.full((H, W, 3), 40 * i, np.uint8)
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(img).save(path)
+        m = np.zeros((H, W), bool)
+        m[2 + i: 12 + i, 3: 15] = True
+        samples.append(Sample(sample_id=f"s{i}", image_path=str(path), query=f"square {i}", kind="referring",
+                              split="val", height=H, width=W, target_rles=[encode_rle(m)]))
+    return samples
+
+
+class PolygonOracle:
+    """Answers each query with the ground truth's polygon text; 'broken' queries get garbage."""
+
+    def __init__(self, samples, broken=(), shifted_every=0):
+        self.by_query = {s.query: s for s in samples}
+        self.broken, self.shifted_every = set(broken), shifted_every
+        self.calls = []
+
+    def text(self, s, j=0):
+        if s.sample_id in self.broken:
+            return "no polygon here"
+        m = s.union_mask()
+        if self.shifted_every and j % self.shifted_every == self.shifted_every - 1:
+            m = np.roll(m, 6, axis=1)  # a minority answer elsewhere
+        return polygon.target_text([m], W, H)
+
+    def __call__(self, images, prompts, n, do_sample):
+        self.calls.append((len(prompts), n, do_sample))
+        out = []
+        for p in prompts:
+            s = next(s for q, s in self.by_query.items() if f'"{q}"' in p or q in p)
+            out.append([self.text(s, j) for j in range(n)])
+        return out
+
+
+SPEC = PolicySpec(paradigm="polygon")
+
+
+def test_greedy_polygon_records_have_the_schema_and_score(tmp_path):
+    samples = make_samples(tmp_path)
+    pol = PolygonOracle(samples, broken={"s2"})
+    path = predict_split(samples, pol, None, SPEC, tmp_path / "run", "sft-polygon", "greedy", batch_size=2,
+                         progress=False)
+    assert path == prediction_path(tmp_path / "run", "sft-polygon", "greedy")
+    recs = read_predictions(path)
+    assert [r["sample_id"] for r in recs] == ["s0", "s1", "s2"]
+    assert all(set(REQUIRED_KEYS) <= set(r) for r in recs)
+    assert [r["parsed"] for r in recs] == [True, True, False] and recs[2]["mask_rle"] is None
+    assert pol.calls == [(2, 1, False), (1, 1, False)]
+    e = evaluate_records(recs)
+    assert e["splits"]["val"]["giou"] == pytest.approx((1 + 1 + 0) / 3, abs=0.03)  # rectangles survive polygons
+    assert decode_rle(recs[0]["gt_rle"]).sum() == 10 * 12 and recs[0]["gt_boxes"] == [[3, 2, 14, 11]]
+
+
+def test_resume_after_a_torn_line_gives_the_same_file(tmp_path):
+    samples = make_samples(tmp_path)
+    full = predict_split(samples, PolygonOracle(samples), None, SPEC, tmp_path / "a", "sft-polygon", progress=False)
+    ref = full.read_text().splitlines()
+    part = prediction_path(tmp_path / "b", "sft-polygon", "greedy")
+    part.parent.mkdir(parents=True)
+    part.write_text(ref[0] + "\n" + ref[1][: len(ref[1]) // 2])  # one whole line and a torn one
+    pol = PolygonOracle(samples)
+    predict_split(samples, pol, None, SPEC, tmp_path / "b", "sft-polygon", progress=False)
+    assert part.read_text().splitlines() == ref
+    assert sum(c[0] for c in pol.calls) == 2  # only the two missing samples were generated
+
+
+def test_read_predictions_rejects_a_bad_middle_line_and_foreign_records(tmp_path):
+    samples = make_samples(tmp_path)
+    path = predict_split(samples, PolygonOracle(samples), None, SPEC, tmp_path, "sft-polygon", progress=False)
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n{oops\n" + lines[2] + "\n")
+    with pytest.raises(PredictionFileError, match="line 2"):
+        read_predictions(path)
+    path.write_text(lines[0] + "\n")
+    other = prediction_path(tmp_path, "grpo-polygon", "greedy")
+    other.write_text(lines[0] + "\n")
+    with pytest.raises(PredictionFileError, match="sft-polygon-greedy"):
+        predict_split(samples, PolygonOracle(samples), None, SPEC, tmp_path, "grpo-polygon", progress=False)
+
+
+def test_vote_record_stores_samples_and_clusters(tmp_path):
+    samples = make_samples(tmp_path, n=1)
+    pol = PolygonOracle(samples, shifted_every=3)  # samples 0, 1 right; 2 shifted; 3, 4 right
+    path = predict_split(samples, pol, None, SPEC, tmp_path, "sft-polygon", "vote", n_samples=5, progress=False)
+    (rec,) = read_predictions(path)
+    assert len(rec["samples"]) == 5 and rec["vote"]["n"] == 5 and rec["vote"]["k_hat"] == 1
+    clusters = rec["vote"]["clusters"]
+    assert [c["votes"] for c in clusters] == [4, 1]
+    assert [c["chosen"] for c in clusters] == [True, False]
+    assert clusters[1]["members"] == [[2, 0]]
+    gt = decode_rle(rec["gt_rle"])
+    pred = decode_rle(rec["mask_rle"])
+    assert (pred & gt).sum() / (pred | gt).sum() > 0.95
+    e = evaluate_records([rec])
+    assert e["vote_curve"]["val"]["n"] == [1, 2, 4, 5]
+
+
+# ----------------------------------------------------------------------------- clicks on fakes
+
+
+class BoxSegmenter:
+    """Fake segmenter: a 7×7 square around each positive click, minus squares at negative clicks."""
+
+    def __init__(self):
+        self.set_image_calls = 0
+
+    def set_image(self, image):
+        self.set_image_calls += 1
+
+    def predict_many(self, prompts):
+        from seglib.segmenters import Prediction
+
+        out = []
+        for p in prompts:
+            m = np.zeros((H, W), bool)
+            for (x, y), lab in zip(p.points_xy, p.labels):
+                sq = np.zeros((H, W), bool)
+                sq[max(int(y) - 3, 0): int(y) + 4, max(int(x) - 3, 0): int(x) + 4] = True
+                m = m | sq if lab else m & ~sq
+            out.append(Prediction(m, 1.0, np.zeros((H, W), np.float32)))
+        return out
+
+
+class ClickOracle:
+    """PRM-format clicks policy: writes the true IoU of the state (read from the green overlay) and clicks
+    F_sim's next click."""
+
+    def __init__(self, samples):
+        self.by_query = {s.query: s for s in samples}
+
+    def __call__(self, images, prompts, n, do_sample):
+        from seglib.clicker import next_click
+        from seglib.frames import to_grid
+
+        out = []
+        for img, p in zip(images, prompts):
+            s = next(s for q, s in self.by_query.items() if q in p)
+            base = s.image()
+            mask = np.any(img != base, axis=2)
+            gt = s.union_mask()
+            iou = (mask & gt).sum() / max((mask | gt).sum(), 1)
+            c = next_click(gt, mask)
+            gx, gy = to_grid(c.x, c.y, W, H)
+            kind = "Positive" if c.positive else "Negative"
+            out.append([f"Current IoU: {100 * iou:.1f}, {kind} point: ({gx}, {gy})"] * n)
+        return out
+
+
+def test_clicks_greedy_and_prm_search_records(tmp_path):
+    samples = make_samples(tmp_path, n=2)
+    for s in samples:  # images must differ from the overlay everywhere the mask is
+        s.image_path = str(tmp_path / f"{s.sample_id}_grey.png")
+        Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(s.image_path)
+    spec = PolicySpec(paradigm="clicks", prm=True)
+    pol, seg = ClickOracle(samples), BoxSegmenter()
+    g = read_predictions(predict_split(samples, pol, seg, spec, tmp_path, "sft-clicks", "greedy", max_clicks=3,
+                                       progress=False))
+    assert all(len(r["steps"]) == 3 and r["parsed"] for r in g)
+    assert all(set(REQUIRED_KEYS) <= set(r) for r in g)
+    ious = [[st["iou"] for st in r["steps"]] for r in g]
+    assert all(np.diff(i).min() >= -1e-9 for i in ious)  # F_sim clicks never hurt here
+    k = read_predictions(predict_split(samples, pol, seg, spec, tmp_path, "sft-clicks", "prm_search", search_k=2,
+                                       search_t=3, progress=False))
+    assert k[0]["strategy"] == "prm_search_k2" and k[0]["search"]["k"] == 2
+    assert all(len(st["candidates"]) == 2 for r in k for st in r["steps"])
+    # the predicted IoU is the true IoU here, so calibration is perfect
+    e = evaluate_records(k, "sft-clicks-prm_search_k2")
+    assert e["search"]["calibration"]["mae"] == pytest.approx(0, abs=1e-3)
+    assert e["clicks"]["val"]["n"] == 2
+
+
+def test_checkpoint_spec_reads_task_file_and_folder_name(tmp_path):
+    d = tmp_path / "sft-boxpoints"
+    d.mkdir()
+    assert checkpoint_spec(d).paradigm == "boxpoints"
+    (d / "task.json").write_text(json.dumps({"paradigm": "boxpoints", "template": "compact", "style": "list"}))
+    spec = checkpoint_spec(d, resize=None)
+    assert (spec.template, spec.style) == ("compact", "list")
+    with pytest.raises(ValueError, match="paradigm"):
+        checkpoint_spec(tmp_path / "oddname")
+
+
+# ----------------------------------------------------------------------------- the tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    from seglib.models import build_tiny_policy, load_policy
+
+    out = tmp_path_factory.mktemp("tiny")
+    texts = ["Find the red square.", "Positive point: (412, 377)", "[[0.1,0.2],[0.3,0.4],[0.5,0.6]]"] * 20
+    small = {"image_size": 56, "vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 64,
+             "text_layers": 2, "text_heads": 2, "vocab_size": 300}
+    build_tiny_policy(small, texts, out)
+    return load_policy(out)
+
+
+def test_batch_size_never_changes_greedy_outputs(tiny_policy, tmp_path):
+    from seglib.inference import Policy
+
+    model, processor = tiny_policy
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (H + 8 * (i % 3), W, 3), dtype=np.uint8) for i in range(8)]
+    prompts = ["Find the red square." + " square" * (i % 4) for i in range(8)]  # different lengths: padding
+    one = Policy(model, processor, max_new_tokens=10, batch_size=1)(images, prompts)
+    eight = Policy(model, processor, max_new_tokens=10, batch_size=8)(images, prompts)
+    assert one == eight
+    assert all(len(t) == 1 for t in one) and any(t[0] for t in one)  # something was generated
