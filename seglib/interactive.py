@@ -19,7 +19,6 @@ Coordinates are (x, y) pixels of the image as given; masks are bool (H, W).
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 
 from seglib.clicker import Click, next_click
 from seglib.masks import mask_iou, overlay
+from seglib.paradigms import clicks as clicks_paradigm
 
 HUMAN = "human"
 AGENT = "agent"
@@ -62,67 +62,50 @@ class OraclePolicy:
     gt_mask: np.ndarray
 
     def suggest(self, image, mask, query, clicked=()):
-        return next_click(self.gt_mask, mask, clicked=tuple((c.x, c.y) for c in clicked)), None
+        return next_click(self.gt_mask, mask, clicked=clicked), None
 
 
 @dataclass
 class ModelClickPolicy:
-    """A trained clicks-paradigm policy (SFT / StaR+ checkpoint).
+    """A trained clicks-paradigm policy (SFT / StaR+ checkpoint) as a click proposer.
 
-    The state is the image with the current mask overlaid (green, α = 0.5)
-    plus the query; the answer is parsed by ``seglib.paradigms.clicks.parse``
-    (never raises) and mapped back to image pixels. ``num_candidates`` > 1
-    samples that many answers (for PRM search, see :meth:`candidates`).
+    ``generate`` is a ``seglib.search.GenerateFn`` ``(images, prompts,
+    num_return_sequences, do_sample) -> texts per prompt``, e.g. a loaded
+    ``seglib.inference.Policy``. The state is SegAgent's: the image with the
+    current mask overlaid (green, α = 0.5) plus the query (``clicks.state_image``,
+    ``clicks.prompt``); answers go through ``clicks.parse`` (never raises) and
+    back to image pixels. A PRM policy (``prm=True``) first writes the current
+    mask's IoU, returned as ``predicted_iou`` (a fraction).
     """
 
-    model: Any
-    processor: Any
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 1.0
+    generate: Any
+    prm: bool = False
+    template: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str, device: str = "cpu", **kwargs) -> "ModelClickPolicy":
-        from seglib.models import load_policy
+    def from_checkpoint(cls, path: str, device: str = "cpu", max_new_tokens: int = 32) -> "ModelClickPolicy":
+        """Load ``path`` (e.g. ``<run_dir>/checkpoints/sft-clicks``) with ``seglib.inference``."""
+        from seglib.inference import checkpoint_spec, load_checkpoint_policy
 
-        model, processor = load_policy(str(path), device=device)
-        return cls(model, processor, **kwargs)
+        spec = checkpoint_spec(path, paradigm="clicks")
+        policy = load_checkpoint_policy(path, device=device, max_new_tokens=max_new_tokens)
+        return cls(policy, prm=spec.prm, template=spec.template)
 
-    def candidates(self, image, mask, query, k: int = 1) -> list[tuple[Click | None, float | None]]:
-        """``k`` proposals: greedy when k == 1, sampled otherwise."""
-        from seglib.models import generate
-        from seglib.paradigms import clicks as clicks_paradigm
+    def state(self, image: np.ndarray, mask: np.ndarray, query: str) -> tuple[np.ndarray, str]:
+        return clicks_paradigm.state_image(image, mask), clicks_paradigm.prompt(query, prm=self.prm,
+                                                                                template=self.template)
 
-        state = overlay(image, mask, color=(0, 255, 0), alpha=0.5)
-        prompt = clicks_paradigm.prompt(query)
-        texts = generate(
-            self.model, self.processor, [state], [prompt], max_new_tokens=self.max_new_tokens,
-            do_sample=k > 1, temperature=self.temperature, top_p=self.top_p, num_return_sequences=k,
-        )[0]
-        height, width = mask.shape
-        return [answer_to_click(clicks_paradigm.parse(t), height, width) for t in texts]
+    def parse_fn(self, height: int, width: int):
+        """Text → (predicted IoU or None, (x, y, positive) pixel click or None); never raises."""
+        from seglib.inference import clicks_parse_fn
+
+        return clicks_parse_fn(height, width)
 
     def suggest(self, image, mask, query, clicked=()):
-        return self.candidates(image, mask, query, k=1)[0]
-
-
-def answer_to_click(answer: Any, height: int, width: int) -> tuple[Click | None, float | None]:
-    """A parsed clicks-paradigm answer → (click in image pixels, predicted IoU in [0, 1] or None).
-
-    Unparsable answers (``None``) give ``(None, None)``. The answer's frame
-    conversion is the paradigm's own ``decode_click`` when it has one.
-    """
-    if answer is None:
-        return None, None
-    from seglib.paradigms import clicks as clicks_paradigm
-
-    try:
-        click = clicks_paradigm.to_click(answer, height, width)
-    except Exception:  # a hostile answer never breaks the session
-        return None, None
-    pred = getattr(answer, "iou", None)
-    pred_iou = None if pred is None else float(pred) / (100.0 if pred > 1.0 else 1.0)
-    return click, pred_iou
+        state_img, prompt = self.state(image, mask, query)
+        text = self.generate([state_img], [prompt], 1, False)[0][0]
+        pred_iou, xyp = self.parse_fn(*mask.shape)(text)
+        return (None if xyp is None else Click(*xyp)), pred_iou
 
 
 # --------------------------------------------------------------------------- session
@@ -215,12 +198,11 @@ class ClickSession:
         if not (0 <= x < self.width and 0 <= y < self.height):
             raise ValueError(f"click ({x}, {y}) lies outside the {self.width}x{self.height} image")
         click = Click(x, y, bool(positive))
-        points = [(c.x, c.y) for c in self.clicks] + [(x, y)]
-        labels = [int(c.positive) for c in self.clicks] + [int(click.positive)]
         prev_logits = self.steps[-1].logits if self.steps else None
-        self.segmenter.set_image(self.image)  # a cache hit: same image object
         t0 = time.perf_counter()
-        pred = self.segmenter.predict(points, labels, mask_logits=prev_logits)
+        self.segmenter.set_image(self.image)  # a cache hit (same content): no re-encoding
+        pred, _ = clicks_paradigm.apply_action(click, self.clicks, self.segmenter, prev_logits,
+                                               self.height, self.width)
         latency = time.perf_counter() - t0
         mask = np.asarray(pred.mask, dtype=bool)
         self.steps.append(Step(click, who, mask, pred.logits, float(pred.score), self.iou_of(mask), latency,
@@ -255,55 +237,40 @@ class ClickSession:
         return self.add_click(click.x, click.y, click.positive, who=AGENT, predicted_iou=pred_iou)
 
     def auto_refine(self, steps: int, k: int = 1) -> list[Step]:
-        """Let the agent click up to ``steps`` times; returns the new steps.
+        """Let the agent click up to ``steps`` times; returns the steps it added.
 
-        k == 1: greedy policy clicks, stopping when the policy has nothing to
-        add. k > 1 (PRM search, SegAgent): sample k candidates per step, score
-        each next mask with one ``predict_many`` call, keep the candidate with
-        the highest self-predicted IoU; stop when it no longer rises.
+        k == 1: greedy policy clicks, stopping early when the policy has
+        nothing to add. k > 1: SegAgent's PRM tree search
+        (``seglib.search.prm_search``: K candidates per step scored by the
+        policy's own predicted IoU, stop when it stops rising); the clicks of
+        the best-scoring path are then applied as agent clicks. The search
+        starts from an empty mask, so k > 1 needs a session without clicks.
         """
         if self.policy is None:
             return []
         added: list[Step] = []
-        best_pred = -math.inf
+        if k > 1:
+            if self.steps:
+                raise ValueError("PRM search (K > 1) starts from an empty mask: press Reset first, or use K = 1")
+            if not hasattr(self.policy, "generate"):
+                raise ValueError("PRM search (K > 1) needs a trained clicks policy, not the F_sim oracle")
+            from seglib.search import prm_search
+
+            result = prm_search(self.image, lambda m: self.policy.state(self.image, m, self.query),
+                                self.policy.generate, self.policy.parse_fn(self.height, self.width),
+                                self.segmenter, int(steps), k=int(k), patience=1, gt_mask=self.gt_mask)
+            for step in result.steps[: result.best_step]:
+                x, y, positive = step.best.click
+                self.add_click(x, y, positive, who=AGENT, predicted_iou=step.best.pred_iou)
+                added.append(self.steps[-1])
+            return added
         for _ in range(int(steps)):
-            if k > 1 and hasattr(self.policy, "candidates"):
-                chosen = self._prm_step(k)
-                if chosen is None:
-                    break
-                click, pred_iou = chosen
-                if pred_iou is not None and pred_iou <= best_pred:
-                    break
-                best_pred = -math.inf if pred_iou is None else pred_iou
-            else:
-                click, pred_iou = self.policy.suggest(self.image, self.mask, self.query, clicked=self.clicks)
-                if click is None:
-                    break
+            click, pred_iou = self.policy.suggest(self.image, self.mask, self.query, clicked=self.clicks)
+            if click is None:
+                break
             self.add_click(click.x, click.y, click.positive, who=AGENT, predicted_iou=pred_iou)
             added.append(self.steps[-1])
         return added
-
-    def _prm_step(self, k: int) -> tuple[Click, float | None] | None:
-        """One PRM search step: the candidate whose next state the policy rates highest."""
-        from seglib.segmenters import Prompt
-
-        proposals = [(c, p) for c, p in self.policy.candidates(self.image, self.mask, self.query, k=k)
-                     if c is not None and 0 <= c.x < self.width and 0 <= c.y < self.height]
-        if not proposals:
-            return None
-        prev_logits = self.steps[-1].logits if self.steps else None
-        base_pts = [(c.x, c.y) for c in self.clicks]
-        base_lbl = [int(c.positive) for c in self.clicks]
-        prompts = [Prompt(points_xy=base_pts + [(c.x, c.y)], labels=base_lbl + [int(c.positive)],
-                          mask_logits=prev_logits) for c, _ in proposals]
-        preds = self.segmenter.predict_many(prompts)
-        # the PRM rates a state by the IoU it predicts for it: ask for the next state's rating
-        rated = []
-        for (click, _), pred in zip(proposals, preds):
-            _, next_rating = self.policy.candidates(self.image, np.asarray(pred.mask, bool), self.query, k=1)[0]
-            rated.append((-math.inf if next_rating is None else next_rating, click))
-        rating, click = max(rated, key=lambda r: r[0])
-        return click, (None if rating == -math.inf else rating)
 
     def latencies_s(self) -> list[float]:
         return [s.latency_s for s in self.steps]
@@ -345,35 +312,48 @@ def render_state(image: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
 def png_bytes(rgb: np.ndarray) -> bytes:
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
 
 
-def iou_curve_png(history: Sequence[dict], max_clicks: int = 10, size_px: tuple[int, int] = (320, 240)) -> bytes:
-    """IoU against click number: one line for the human's clicks, one for the agent's."""
-    from matplotlib.figure import Figure
+def iou_curve_image(history: Sequence[dict], max_clicks: int = 10, size_px: tuple[int, int] = (300, 220)) -> np.ndarray:
+    """IoU against click number as an RGB image: a blue line for the human's clicks, orange for the agent's.
 
-    dpi = 80
-    fig = Figure(figsize=(size_px[0] / dpi, size_px[1] / dpi), dpi=dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    for who, colour in ((HUMAN, "tab:blue"), (AGENT, "tab:orange")):
-        pts = [(h["n"], h["iou"]) for h in history if h["who"] == who and h["iou"] is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", color=colour, label=who)
-        else:
-            ax.plot([], [], marker="o", color=colour, label=who)
-    ax.set_xlim(0, max(max_clicks, len(history) + 1))
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("clicks")
-    ax.set_ylabel("IoU")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    Drawn with OpenCV rather than matplotlib: it is redrawn after every click
+    and must cost a millisecond, not a tenth of a second.
+    """
+    import cv2
+
+    width, height = size_px
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 34, 10, 10, 28
+    x_max = max(max_clicks, len(history))
+    sx = (width - left - right) / max(x_max, 1)
+    sy = height - top - bottom
+
+    def pt(n: float, iou: float) -> tuple[int, int]:
+        return int(round(left + n * sx)), int(round(top + (1.0 - iou) * sy))
+
+    grey, black, font = (220, 220, 220), (60, 60, 60), cv2.FONT_HERSHEY_SIMPLEX
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        cv2.line(canvas, pt(0, v), pt(x_max, v), grey, 1)
+        cv2.putText(canvas, f"{v:.2f}"[:4], (2, pt(0, v)[1] + 4), font, 0.3, black, 1, cv2.LINE_AA)
+    for n in range(0, x_max + 1, max(1, x_max // 5)):
+        cv2.putText(canvas, str(n), (pt(n, 0)[0] - 3, height - bottom + 12), font, 0.3, black, 1, cv2.LINE_AA)
+    cv2.rectangle(canvas, pt(0, 1.0), pt(x_max, 0.0), black, 1)
+    cv2.putText(canvas, "clicks", (width // 2 - 15, height - 4), font, 0.35, black, 1, cv2.LINE_AA)
+    for i, (who, colour) in enumerate(((HUMAN, (31, 119, 180)), (AGENT, (255, 127, 14)))):
+        pts = [pt(h["n"], min(max(h["iou"], 0.0), 1.0)) for h in history if h["who"] == who and h["iou"] is not None]
+        if len(pts) > 1:
+            cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(canvas, p, 3, colour, -1, cv2.LINE_AA)
+        lx, ly = width - right - 70, height - bottom - 30 + 14 * i
+        cv2.line(canvas, (lx, ly), (lx + 14, ly), colour, 2)
+        cv2.putText(canvas, who, (lx + 18, ly + 4), font, 0.35, black, 1, cv2.LINE_AA)
+    return canvas
 
 
 def readout_text(session: ClickSession) -> str:
@@ -486,7 +466,7 @@ class ClickDemo:
         s = self.session
         suggestion = s.pending[0] if s.pending else None
         self.image.value = png_bytes(render_state(s.image, s.mask, s.clicks, suggestion, self.scale))
-        self.plot.value = iou_curve_png(s.history, self.max_clicks)
+        self.plot.value = png_bytes(iou_curve_image(s.history, self.max_clicks))
         self.readout.value = readout_text(s)
         parts = []
         if s.steps:
@@ -507,3 +487,91 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(str(text))
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+@dataclass
+class DemoInput:
+    """What the demo segments: an image, a query and, for dataset samples, the ground truth."""
+
+    image: np.ndarray
+    query: str
+    gt_mask: np.ndarray | None
+    source: str  # e.g. "SynthRef val sample 3 (ref 17)" or the image file
+
+
+def pick_demo_input(run_dir: str, split: str = "val", index: int = 0, image_size: int = 112, seed: int = 0,
+                    image_path: str | None = None, query: str = "") -> DemoInput:
+    """The demo's input.
+
+    ``image_path`` given: that image file and the typed ``query`` (no ground
+    truth, so no IoU). Otherwise sample ``index`` (modulo their number) of the
+    samples in ``split`` with at least one target, read from
+    ``<run_dir>/data`` (notebook 01) when it exists; else a tiny SynthRef
+    (8 images, ``image_size`` px, ``seed``) is generated in
+    ``<run_dir>/demo_data`` and used.
+    """
+    from pathlib import Path
+
+    from seglib.data import load_samples, read_image
+
+    if image_path:
+        if not query:
+            raise ValueError("demo_query: type a query for the image file given in demo_image")
+        return DemoInput(read_image(image_path, what="demo_image"), query, None, str(image_path))
+    data_dir = Path(run_dir) / "data"
+    if not (data_dir / "refs.json").exists():
+        data_dir = Path(run_dir) / "demo_data"
+        if not (data_dir / "refs.json").exists():
+            from seglib.data import synthref
+
+            synthref.generate(data_dir, 8, seed=seed, image_size=image_size)
+    samples = [s for s in load_samples(data_dir, split=split) if s.target_rles]
+    if not samples:
+        raise ValueError(f"{data_dir}: no samples with a target in split {split!r} (demo_split)")
+    s = samples[index % len(samples)]
+    return DemoInput(s.image(), s.query, s.union_mask(),
+                     f"{data_dir.name}/ {split} sample {index % len(samples)} of {len(samples)} ({s.sample_id})")
+
+
+def build_click_policy(clicks_policy: str | None, gt_mask: np.ndarray | None = None, run_dir: str = ".",
+                       device: str = "cpu") -> ClickPolicy | None:
+    """``None`` → no policy; ``"oracle"`` → F_sim with the ground truth; else a clicks checkpoint folder.
+
+    A relative checkpoint path is looked up in ``run_dir`` first (e.g.
+    ``"checkpoints/sft-clicks"``), then as given.
+    """
+    from pathlib import Path
+
+    if clicks_policy is None:
+        return None
+    if clicks_policy == "oracle":
+        if gt_mask is None:
+            raise ValueError("clicks_policy='oracle' needs ground truth: pick a dataset sample, not demo_image")
+        return OraclePolicy(gt_mask)
+    path = Path(clicks_policy)
+    if not path.is_absolute() and (Path(run_dir) / path).exists():
+        path = Path(run_dir) / path
+    if not path.exists():
+        raise FileNotFoundError(f"clicks_policy: no checkpoint folder at {clicks_policy!r} (nor under {run_dir})")
+    return ModelClickPolicy.from_checkpoint(str(path), device=device)
+
+
+def browser_click_event(demo: ClickDemo, x: int, y: int, positive: bool = True) -> dict:
+    """The event dict a browser would send for a click on image pixel (x, y) (shift-click if negative)."""
+    centre = demo.scale // 2
+    return {"type": "click", "dataX": x * demo.scale + centre, "dataY": y * demo.scale + centre,
+            "shiftKey": not positive, "altKey": False, "ctrlKey": False, "metaKey": False, "button": 0}
+
+
+def play_clicks(demo: ClickDemo, clicks: Sequence[Sequence]) -> list[dict]:
+    """Apply ``[[x, y, positive], ...]`` through the widget's own event handler (headless runs)."""
+    for i, c in enumerate(clicks):
+        if len(c) != 3:
+            raise ValueError(f"scripted_clicks[{i}] = {c!r}: expected [x, y, positive]")
+        demo.handle_event(browser_click_event(demo, int(c[0]), int(c[1]), bool(c[2])))
+        if demo.status.value.startswith("<span"):
+            raise ValueError(f"scripted_clicks[{i}] = {c!r}: {demo.status.value}")
+    return demo.session.history

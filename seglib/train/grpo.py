@@ -256,10 +256,11 @@ class ComponentRewards:
         def reward(prompts=None, completions=None, **kwargs):
             if completions is not self._batch:
                 self._score(completions, kwargs)
-            out = []
+            out: list[float | None] = []
             for s in self._scores:
-                v = float(s.get(component, 0.0))
-                out.append(v if math.isfinite(v) else 0.0)
+                v = s.get(component)
+                # a component a row's scorer does not have is None: trl leaves it out of that row's sum
+                out.append(None if v is None else (float(v) if math.isfinite(float(v)) else 0.0))
             return out
 
         reward.__name__ = component
@@ -452,3 +453,143 @@ def train_grpo(
                                 "components": list(components), "weights": weights,
                                 "resumed_from": resume_from}, indent=1))
     return str(out_dir)
+
+
+# ----------------------------------------------------------------------------------------------- paradigms
+#: Reward scorers per paradigm (``seglib.rewards``). For ``boxpoints`` each row's answer style picks
+#: among them: Seg-Zero-style rows (one object) use ``segzero``; list-style rows (several or no objects,
+#: or every row when the SFT style is "list") use ``visionreasoner`` and/or ``star`` (SAM in the loop).
+DEFAULT_REWARDS: dict[str, list[str]] = {"boxpoints": ["segzero", "star"], "polygon": ["simpleseg"],
+                                         "clicks": ["clicks"]}
+_LIST_SCORERS = ("visionreasoner", "star")
+_PARADIGM_SCORERS = {"boxpoints": ("segzero", "visionreasoner", "star"), "polygon": ("simpleseg",),
+                     "clicks": ("clicks",)}
+_JSON_COLUMNS = ("target_rles", "gt_box", "gt_points", "gt_boxes", "clicks")
+
+
+def reward_components(paradigm: str, rewards: Sequence[str] | None = None, prm: bool = False) -> list[str]:
+    """The component names (``<scorer>_<component>``) that ``paradigm_scorer`` returns."""
+    from seglib.rewards import RANGES
+
+    names = []
+    for r in rewards or DEFAULT_REWARDS[paradigm]:
+        if r not in _PARADIGM_SCORERS[paradigm]:
+            raise ValueError(f"reward {r!r} does not apply to paradigm {paradigm!r}; "
+                             f"choose from {_PARADIGM_SCORERS[paradigm]}")
+        names += [f"{r}_{c}" for c in RANGES[r] if not (r == "clicks" and c == "prm" and not prm)]
+    return names
+
+
+def paradigm_scorer(paradigm: str, rewards: Sequence[str] | None = None, segmenter: Any = None,
+                    options: dict | None = None) -> tuple[GroupScorer, list[str]]:
+    """(group scorer, component names) for ``paradigm`` from ``seglib.rewards.score_batch``.
+
+    ``options``: ``resize`` (Seg-Zero frame, None = image as given), ``strict`` and
+    ``soft_accuracy`` (segzero), ``prm`` (clicks). The segmenter is read from the
+    row's ``image_path`` (never from the ``image`` column, which for clicks holds
+    the overlaid state).
+    """
+    import inspect
+
+    from seglib import rewards as R
+
+    rewards = list(rewards or DEFAULT_REWARDS[paradigm])
+    opts = dict(options or {})
+    components = reward_components(paradigm, rewards, prm=bool(opts.get("prm", False)))
+    scorer_fn = {"segzero": R.segzero_score, "visionreasoner": R.visionreasoner_score, "star": R.star_group_scores,
+                 "simpleseg": R.simpleseg_score, "clicks": R.clicks_group_scores}
+    per_scorer = {r: {k: v for k, v in opts.items() if k in inspect.signature(scorer_fn[r]).parameters}
+                  for r in rewards}
+
+    def score(texts: Sequence[str], row: dict) -> list[dict[str, float]]:
+        row = {k: (json.loads(v) if k in _JSON_COLUMNS and isinstance(v, str) else v) for k, v in row.items()
+               if k != "image"}
+        n = len(texts)
+        out: list[dict[str, float]] = [{} for _ in texts]
+        for r in rewards:
+            if paradigm == "boxpoints" and (row.get("style") == "segzero") != (r == "segzero"):
+                continue
+            columns = {k: [v] * n for k, v in row.items()}
+            for d, s in zip(out, R.score_batch(r, list(texts), columns, segmenter, **per_scorer[r])):
+                d.update({f"{r}_{k}": v for k, v in s.items()})
+        return out
+
+    return score, components
+
+
+def click_history(sample: Any, segmenter: Any, n_clicks: int) -> list[list]:
+    """F_sim's first ``n_clicks`` clicks on ``sample`` (pixel ``[x, y, positive]``): a state to start a step from."""
+    from seglib.clicker import next_click
+    from seglib.paradigms import clicks as clicks_paradigm
+
+    gt = sample.union_mask()
+    image = sample.image()
+    segmenter.set_image(image)
+    history: list = []
+    mask = np.zeros_like(gt)
+    for _ in range(n_clicks):
+        c = next_click(gt, mask, clicked=history)
+        if c is None:
+            break
+        history.append(c)
+        mask, _ = clicks_paradigm.replay(history, segmenter, sample.height, sample.width)
+    return [[int(c.x), int(c.y), bool(c.positive)] for c in history]
+
+
+def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None, segmenter: Any = None,
+              max_history: int = 0, seed: int = 0) -> list[dict]:
+    """GRPO rows (``make_dataset``) for ``samples``, with the same prompts as SFT (``sft.prompt_and_target``).
+
+    boxpoints: ground truth ``gt_box``/``gt_points`` (Seg-Zero, 2 points) for
+    one-object rows and ``gt_boxes``/``gt_points`` (1 point each) for list rows,
+    plus ``target_rles`` for StAR. polygon: ``target_rles``. clicks: a state per
+    sample, F_sim's first k clicks with k drawn from 0..``max_history``
+    (``clicks`` column; the reward replays them), the prompt image overlaid
+    with that state's mask; samples without a target are skipped.
+    ``options`` are the SFT options (``style``, ``prompt_template``, ``prm``, …).
+    """
+    from seglib.paradigms import boxpoints
+    from seglib.paradigms import clicks as clicks_paradigm
+
+    opts = dict(options or {})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in samples:
+        base = {"sample_id": s.sample_id, "image_path": s.image_path, "height": s.height, "width": s.width,
+                "kind": s.kind, "target_rles": s.target_rles}
+        if paradigm in ("boxpoints", "polygon"):
+            from seglib.train.sft import prompt_and_target
+
+            text, _ = prompt_and_target(paradigm, s, opts)
+            row = {**base, "prompt": text, "image": s.image()}
+            if paradigm == "boxpoints":
+                style = opts.get("style") or ("segzero" if len(s.target_rles) == 1 else "list")
+                objs = boxpoints.objects_from_masks(s.target_masks(), n_points=2 if style == "segzero" else 1)
+                row["style"] = style
+                if style == "segzero":
+                    row["gt_box"], row["gt_points"] = list(objs[0].box), [list(p) for p in objs[0].points]
+                else:
+                    row["gt_boxes"] = [list(o.box) for o in objs]
+                    row["gt_points"] = [list(o.points[0]) for o in objs]
+            rows.append(row)
+        elif paradigm == "clicks":
+            if not s.target_rles or not s.union_mask().any():
+                continue
+            if segmenter is None:
+                raise ValueError("grpo_rows('clicks') needs the segmenter to build click states")
+            k = int(rng.integers(0, max_history + 1)) if max_history > 0 else 0
+            history = click_history(s, segmenter, k)
+            image = s.image()
+            segmenter.set_image(image)
+            from seglib.clicker import Click
+
+            mask, _ = clicks_paradigm.replay([Click(*c) for c in history], segmenter, s.height, s.width)
+            prm = bool(opts.get("prm", False))
+            rows.append({**base, "sample_id": f"{s.sample_id}@{len(history)}", "clicks": history,
+                         "prompt": clicks_paradigm.prompt(s, prm=prm, template=opts.get("prompt_template")),
+                         "image": clicks_paradigm.state_image(image, mask if history else None)})
+        else:
+            raise ValueError(f"unknown paradigm {paradigm!r}")
+    if not rows:
+        raise ValueError(f"grpo_rows: no usable samples for paradigm {paradigm!r}")
+    return rows
