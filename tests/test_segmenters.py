@@ -1,0 +1,193 @@
+"""Segmenters: the SAM2 backend's real code with random hiera-t weights (shapes, coordinate
+transform, cache, batching) and the weightless classic backend on hand-drawn scenes."""
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from seglib.segmenters import Prompt, build_segmenter, image_key
+
+H, W = 48, 80  # non-square on purpose: an x/y swap or a wrong scale would show
+
+
+def scene(h=H, w=W, seed=0):
+    """Grey gradient background with a red square (rows 10..25, cols 20..39) and a blue disc."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = 120 + 30 * np.linspace(0, 1, w)[None, :, None] + rng.normal(0, 1.5, (h, w, 3))
+    square = np.zeros((h, w), bool)
+    square[10:26, 20:40] = True
+    img[square] = (215, 40, 40)
+    disc = np.zeros((h, w), np.uint8)
+    cv2.circle(disc, (60, 30), 8, 1, -1)
+    img[disc.astype(bool)] = (40, 80, 215)
+    return np.clip(img, 0, 255).astype(np.uint8), square, disc.astype(bool)
+
+
+# ------------------------------------------------------------------------------------- SAM2
+S = 128  # model input side: small, so the random-weight hiera-t encodes in a fraction of a second
+
+
+@pytest.fixture(scope="module")
+def sam2_seg():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine is shared; oversubscribed threads crawl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg = build_segmenter("sam2", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", image_size=S)
+    yield seg
+    torch.set_num_threads(threads)
+
+
+def test_sam2_output_shapes_and_logits_feed_back(sam2_seg):
+    img, square, _ = scene()
+    sam2_seg.set_image(img)
+    pred = sam2_seg.predict([(30, 18), (5, 5)], [1, 0], box_xyxy=(20, 10, 39, 25))
+    assert pred.mask.shape == (H, W) and pred.mask.dtype == bool
+    assert isinstance(pred.score, float)
+    assert pred.logits.shape == (1, S // 4, S // 4)
+    again = sam2_seg.predict([(30, 18)], [1], mask_logits=pred.logits)
+    assert again.mask.shape == (H, W)
+    with pytest.raises(ValueError, match="mask_logits"):
+        sam2_seg.predict([(30, 18)], [1], mask_logits=np.zeros((H, W)))
+
+
+def test_sam2_prompt_lands_in_model_frame(sam2_seg):
+    """The prompt encoder must receive x * S / W and y * S / H: captured with a hook."""
+    img, _, _ = scene()
+    sam2_seg.set_image(img)
+    seen = {}
+
+    def hook(module, args, kwargs):
+        seen["points"] = kwargs["points"]
+
+    handle = sam2_seg.predictor.model.sam_prompt_encoder.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        sam2_seg.predict([(30, 18)], [1], box_xyxy=(20, 10, 39, 25))
+    finally:
+        handle.remove()
+    coords, labels = seen["points"]
+    s = S
+    expected = np.array([[20 * s / W, 10 * s / H], [39 * s / W, 25 * s / H], [30 * s / W, 18 * s / H]])
+    np.testing.assert_allclose(coords[0].numpy(), expected, rtol=1e-6)
+    assert labels[0].tolist() == [2, 3, 1]  # box corners (top-left, bottom-right), then the positive click
+
+
+def test_sam2_encodes_each_image_once(sam2_seg, monkeypatch):
+    calls = []
+    real = sam2_seg.predictor.set_image
+    monkeypatch.setattr(sam2_seg.predictor, "set_image", lambda im: (calls.append(1), real(im)))
+    a, _, _ = scene(seed=1)
+    b, _, _ = scene(seed=2)
+    assert sam2_seg.set_image(a) is True
+    assert sam2_seg.set_image(a) is False
+    assert sam2_seg.set_image(a.copy()) is False  # same content, new array
+    for _ in range(3):
+        sam2_seg.predict([(30, 18)], [1])
+    assert len(calls) == 1
+    assert sam2_seg.set_image(b) is True and len(calls) == 2
+    edited = b.copy()
+    edited[0, 0, 0] ^= 1  # one bit differs: a different image
+    assert sam2_seg.set_image(edited) is True and len(calls) == 3
+
+
+def test_sam2_batched_equals_one_by_one(sam2_seg):
+    img, _, _ = scene(seed=3)
+    sam2_seg.set_image(img)
+    first = sam2_seg.predict([(30, 18)], [1])
+    prompts = [Prompt([(25 + i, 15), (50, 40)], [1, 0], (18 + i, 8, 42, 27)) for i in range(5)]
+    prompts += [Prompt([(30, 18)], [1], None, first.logits), Prompt([(61, 30)], [1], None, first.logits)]
+    prompts += [Prompt([], [], (10, 5, 70, 40))]
+    batched = sam2_seg.predict_many(prompts)
+    single = [sam2_seg.predict_many([p])[0] for p in prompts]
+    assert len(batched) == len(prompts)
+    for b, s in zip(batched, single):
+        np.testing.assert_array_equal(b.mask, s.mask)
+        assert b.score == pytest.approx(s.score, abs=1e-5)
+        np.testing.assert_allclose(b.logits, s.logits, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ common
+def test_image_key_and_prompt_checks():
+    img, _, _ = scene()
+    assert image_key(img) == image_key(img.copy())
+    seg = build_segmenter("classic")
+    with pytest.raises(RuntimeError, match="set_image"):
+        seg.predict([(1, 1)], [1])
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        seg.set_image(img.astype(np.float32))
+    seg.set_image(img)
+    with pytest.raises(ValueError, match="labels"):
+        seg.predict([(1, 1), (2, 2)], [1])
+    with pytest.raises(ValueError, match="labels must be"):
+        seg.predict([(1, 1)], [2])
+    with pytest.raises(ValueError, match="unknown segmenter"):
+        build_segmenter("grabcut")
+
+
+# ----------------------------------------------------------------------------------- classic
+def test_classic_one_click_gives_the_exact_object():
+    img, square, disc = scene()
+    seg = build_segmenter("classic")
+    seg.set_image(img)
+    pred = seg.predict([(30, 18)], [1])
+    np.testing.assert_array_equal(pred.mask, square)
+    assert pred.logits.shape == (H, W) and 0.5 < pred.score < 1.0
+    np.testing.assert_array_equal(seg.predict([(60, 30)], [1]).mask, disc)
+
+
+def test_classic_box_and_points_and_union_of_clicks():
+    img, square, disc = scene()
+    seg = build_segmenter("classic")
+    seg.set_image(img)
+    np.testing.assert_array_equal(seg.predict([(25, 12), (35, 22)], [1, 1], box_xyxy=(20, 10, 39, 25)).mask, square)
+    # a box alone seeds its centre
+    np.testing.assert_array_equal(seg.predict([], [], box_xyxy=(52, 22, 68, 38)).mask, disc)
+    # two positive clicks on two objects → both; a negative click on one removes it
+    both = seg.predict([(30, 18), (60, 30)], [1, 1]).mask
+    np.testing.assert_array_equal(both, square | disc)
+    # off-image points are clipped, not an error
+    assert seg.predict([(-5, 500)], [1]).mask.shape == (H, W)
+
+
+def test_classic_negative_click_splits_a_same_coloured_region():
+    img, _, _ = scene()
+    img[30:40, 5:15] = (215, 40, 40)  # a second red square touching nothing
+    img[26:30, 25:30] = (215, 40, 40)  # and a red bridge joining the first square to nothing else
+    seg = build_segmenter("classic")
+    seg.set_image(img)
+    with_bridge = seg.predict([(30, 18)], [1]).mask
+    assert with_bridge[27, 27] and not with_bridge[35, 10]
+    cut = seg.predict([(30, 18), (27, 29)], [1, 0]).mask
+    assert not cut[29, 27] and cut[18, 30]
+
+
+def test_classic_ring_hole_stays_background():
+    img = np.full((60, 60, 3), 130, np.uint8)
+    ring = np.zeros((60, 60), np.uint8)
+    cv2.circle(ring, (30, 30), 20, 1, -1)
+    cv2.circle(ring, (30, 30), 10, 0, -1)
+    ring = ring.astype(bool)
+    img[ring] = (240, 135, 30)
+    seg = build_segmenter("classic")
+    seg.set_image(img)
+    np.testing.assert_array_equal(seg.predict([(30, 14)], [1]).mask, ring)
+    np.testing.assert_array_equal(seg.predict([(30, 14), (30, 45)], [1, 1], box_xyxy=(10, 10, 50, 50)).mask, ring)
+
+
+def test_classic_predict_many_matches_predict_and_caches():
+    img, square, _ = scene()
+    seg = build_segmenter("classic")
+    seg.set_image(img)
+    seg.set_image(img.copy())
+    assert seg.encode_count == 1
+    prompts = [Prompt([(30, 18)], [1]), Prompt([(60, 30)], [1], (50, 20, 70, 40)), Prompt([], [], None, None)]
+    many = seg.predict_many(prompts)
+    for p, m in zip(prompts, many):
+        np.testing.assert_array_equal(m.mask, seg.predict(p.points_xy, p.labels, p.box_xyxy).mask)
+    assert not many[2].mask.any()
+    prev = seg.predict([(30, 18)], [1])
+    np.testing.assert_array_equal(seg.predict([], [], mask_logits=prev.logits).mask, square)
