@@ -332,13 +332,132 @@ def to_hf_dataset(samples: list[Sample]):
     return ds.cast_column("image", datasets.Image())
 
 
+
+def prepare_dataset(
+    dataset: str,
+    out_dir: str | Path,
+    seed: int = 0,
+    n_images: int | None = 60,
+    image_size: int = 112,
+    difficulty: str = "easy",
+    reasoning_in_train: bool = False,
+    data_root: str | Path | None = None,
+    refcoco_dataset: str = "refcocog",
+    refcoco_split_by: str = "umd",
+    image_dir: str | Path | None = None,
+    reasonseg_root: str | Path | None = None,
+    progress: bool = False,
+) -> dict:
+    """Write the run's dataset folder (notebook 01) and return a short summary.
+
+    - ``dataset="synthref"``: generate ``n_images`` SynthRef images. A folder already holding the
+      same SynthRef settings is kept as it is (re-running gives the same files); other settings → error.
+    - ``dataset="refcoco"``: the refer layout under ``data_root`` (``refcoco_dataset``,
+      ``refcoco_split_by``, ``image_dir``); ``n_images`` caps the images (None = all).
+    - ``dataset="reasonseg"``: ReasonSeg under ``data_root``.
+    - ``reasonseg_root`` (real data only) appends ReasonSeg val/test as splits
+      ``val_reasoning`` / ``test_reasoning``, the out-of-domain reasoning test.
+    Real images are referenced by absolute path, not copied.
+    """
+    out_dir = Path(out_dir)
+    if dataset == "synthref":
+        from seglib.data import synthref
+
+        settings_file = out_dir / "synthref.json"
+        if settings_file.is_file():
+            old = json.loads(settings_file.read_text())
+            want = {"n_images": n_images, "seed": seed, "image_size": image_size, "difficulty": difficulty,
+                    "reasoning_in_train": reasoning_in_train}
+            if any(old.get(k) != v for k, v in want.items()):
+                raise DataError(f"{out_dir}: holds a SynthRef dataset with other settings "
+                                f"({ {k: old.get(k) for k in want} }); choose a new run folder")
+            return {"out_dir": str(out_dir), "reused": True, "n_images": n_images}
+        return synthref.generate(out_dir, n_images, seed, image_size=image_size, difficulty=difficulty,
+                                 reasoning_in_train=reasoning_in_train, progress=progress)
+    if data_root is None:
+        raise DataError(f"dataset {dataset!r} needs data_root (the folder holding the data)")
+    if dataset == "refcoco":
+        from seglib.data.refcoco import load_refcoco
+
+        samples = load_refcoco(data_root, refcoco_dataset, refcoco_split_by, image_dir=image_dir, max_images=n_images)
+    elif dataset == "reasonseg":
+        from seglib.data.reasonseg import load_reasonseg
+
+        samples = load_reasonseg(data_root, max_images=n_images)
+    else:
+        raise DataError(f"dataset {dataset!r} unknown; choose synthref, refcoco or reasonseg")
+    if reasonseg_root is not None and dataset != "reasonseg":
+        from seglib.data.reasonseg import load_reasonseg
+
+        extra = load_reasonseg(reasonseg_root, splits=("val", "test"), max_images=n_images)
+        for smp in extra:
+            smp.split = f"{smp.split}_reasoning"
+        samples += extra
+    if (out_dir / "refs.json").is_file():
+        return {"out_dir": str(out_dir), "reused": True}
+    write_dataset(samples, out_dir)
+    return {"out_dir": str(out_dir), "n_samples": len(samples)}
+
+
+def dataset_statistics(data_dir: str | Path, epsilons: Iterable[float] = (0.001, 0.005, 0.01), max_masks: int = 400) -> dict:
+    """Counts for notebook 01's figures: objects per image, query kinds per split, mask areas, polygon sizes.
+
+    ``mask_area_fraction``: each annotation's pixel count / image area. ``polygon_vertices``: for each
+    Douglas–Peucker ``epsilon_ratio``, the total vertex count of each of the first ``max_masks``
+    annotations' polygons (SimpleSeg's token budget grows with it).
+    """
+    from seglib.masks import mask_to_polygons
+
+    data_dir = Path(data_dir)
+    inst, refs = _read_json(data_dir / "instances.json"), _read_json(data_dir / "refs.json")
+    hw = {im["id"]: (int(im["height"]), int(im["width"])) for im in inst["images"]}
+    per_image: dict[int, int] = {im["id"]: 0 for im in inst["images"]}
+    areas = []
+    vertices: dict[float, list[int]] = {float(e): [] for e in epsilons}
+    for k, ann in enumerate(a for a in inst["annotations"] if not a.get("ignore")):
+        per_image[ann["image_id"]] = per_image.get(ann["image_id"], 0) + 1
+        h, w = hw[ann["image_id"]]
+        rle = segmentation_to_rle(ann["segmentation"], h, w, f"{data_dir / 'instances.json'}: annotation {ann['id']}")
+        areas.append(float(mask_utils.area({**rle, "counts": rle["counts"].encode()})) / (h * w))
+        if k < max_masks:
+            m = rle_to_mask(rle)
+            for e in vertices:
+                vertices[e].append(int(sum(len(p) for p in mask_to_polygons(m, epsilon_ratio=e))))
+    kinds: dict[str, dict[str, int]] = {}
+    for r in refs:
+        n = len(r.get("sentences", [])) or 1
+        kinds.setdefault(r["split"], {}).setdefault(r.get("kind", "referring"), 0)
+        kinds[r["split"]][r.get("kind", "referring")] += n
+    return {"objects_per_image": list(per_image.values()), "samples_per_split_kind": kinds,
+            "mask_area_fraction": areas, "polygon_vertices": vertices}
+
+
+
+def gallery_samples(samples: list[Sample], n: int, seed: int = 0) -> list[Sample]:
+    """``n`` samples for a figure, taking the query kinds in turn (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    by_kind: dict[str, list[Sample]] = {}
+    for i in rng.permutation(len(samples)):
+        by_kind.setdefault(samples[int(i)].kind, []).append(samples[int(i)])
+    order = [k for k in KINDS if k in by_kind] + sorted(k for k in by_kind if k not in KINDS)
+    picked: list[Sample] = []
+    while len(picked) < n and any(by_kind.values()):
+        for k in order:
+            if by_kind[k] and len(picked) < n:
+                picked.append(by_kind[k].pop(0))
+    return picked
+
+
 __all__ = [
     "DataError",
     "KINDS",
     "Sample",
     "box_of",
+    "dataset_statistics",
+    "gallery_samples",
     "load_samples",
     "mask_to_rle",
+    "prepare_dataset",
     "read_image",
     "rle_to_mask",
     "segmentation_to_rle",
