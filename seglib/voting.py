@@ -56,12 +56,14 @@ class VoteResult:
     fallback: bool = False  # no cluster reached min_vote_ratio
     n_samples: int = 0
 
+    @property
+    def assignment(self) -> dict[tuple[int, int], int]:
+        """{(sample index, object index): cluster index} for every clustered mask."""
+        return {member: ci for ci, cluster in enumerate(self.clusters) for member in cluster.members}
+
     def cluster_of(self, sample: int, obj: int) -> int | None:
         """Index of the cluster holding object ``obj`` of sample ``sample`` (None if dropped)."""
-        for ci, cluster in enumerate(self.clusters):
-            if (sample, obj) in cluster.members:
-                return ci
-        return None
+        return self.assignment.get((sample, obj))
 
 
 def _intersections_matmul(flat: np.ndarray) -> np.ndarray:
@@ -74,21 +76,20 @@ def _intersections_matmul(flat: np.ndarray) -> np.ndarray:
     return (f @ f.T).astype(np.float64)
 
 
-def _intersections_by_pattern(flat: np.ndarray) -> np.ndarray:
-    """Same as ``_intersections_matmul`` for M ≤ 64, grouping pixels by membership pattern.
+def _intersections_by_pattern(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """Same as ``_intersections_matmul`` for M ≤ 64 masks, grouping pixels by membership pattern.
 
     Each pixel gets an M-bit key saying which masks hold it. N samples of one
     answer mostly agree, so there are few distinct keys; with U distinct keys
     and their pixel counts c, intersections = Patternsᵀ · diag(c) · Patterns,
     a (M × U)·(U × M) product instead of (M × P)·(P × M).
     """
-    m, p = flat.shape
+    m = len(crops)
     n_bytes = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 8, 7: 8, 8: 8}[(m + 7) // 8]
-    key_bytes = np.zeros((n_bytes, p), np.uint8)
-    as_u8 = flat.view(np.uint8)
-    for i in range(m):
-        key_bytes[i // 8] |= as_u8[i] << np.uint8(i % 8)
-    keys = np.ascontiguousarray(key_bytes.T).view(f"u{n_bytes}").ravel()
+    key_bytes = np.zeros((n_bytes,) + crops[0].shape, np.uint8)
+    for i, crop in enumerate(crops):
+        key_bytes[i // 8] |= crop.view(np.uint8) << np.uint8(i % 8)
+    keys = np.ascontiguousarray(key_bytes.reshape(n_bytes, -1).T).view(f"u{n_bytes}").ravel()
     keys = keys[keys != 0]
     uniq, counts = np.unique(keys, return_counts=True)
     patterns_bytes = uniq.view(np.uint8).reshape(len(uniq), n_bytes)
@@ -102,21 +103,34 @@ def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
     """(M, M) IoU matrix of same-shape bool masks; two empty masks have IoU 1.
 
     Vectorised: masks are cropped to the bounding box of their union (IoU is
-    unchanged) and flattened to one (M, P) matrix. Intersections then come from
-    one matrix product, over the distinct per-pixel membership patterns when
-    M ≤ 64 (see ``_intersections_by_pattern``), else over the pixels. All counts
+    unchanged). Intersections then come from one matrix product, over the
+    distinct per-pixel membership patterns when M ≤ 64 (see
+    ``_intersections_by_pattern``), else over the flattened pixels. All counts
     are exact integers.
     """
     m = len(masks)
     if m == 0:
         return np.zeros((0, 0), np.float64)
-    stack = np.stack([np.asarray(x, dtype=bool) for x in masks])
-    rows = np.flatnonzero(stack.any(axis=(0, 2)))
+    masks = [np.asarray(x, dtype=bool) for x in masks]
+    shape = masks[0].shape
+    if any(x.shape != shape for x in masks):
+        raise ValueError(f"pairwise_iou: masks differ in shape: {sorted({x.shape for x in masks})}")
+    rows_any = np.zeros(shape[0], bool)
+    for x in masks:
+        rows_any |= x.any(axis=1)
+    rows = np.flatnonzero(rows_any)
     if rows.size == 0:
         return np.ones((m, m), np.float64)
-    cols = np.flatnonzero(stack[:, rows[0] : rows[-1] + 1].any(axis=(0, 1)))
-    flat = np.ascontiguousarray(stack[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]).reshape(m, -1)
-    inter = _intersections_by_pattern(flat) if m <= 64 else _intersections_matmul(flat)
+    r0, r1 = rows[0], rows[-1] + 1
+    cols_any = np.zeros(shape[1], bool)
+    for x in masks:
+        cols_any |= x[r0:r1].any(axis=0)
+    cols = np.flatnonzero(cols_any)
+    crops = [x[r0:r1, cols[0] : cols[-1] + 1] for x in masks]
+    if m <= 64:
+        inter = _intersections_by_pattern(crops)
+    else:
+        inter = _intersections_matmul(np.stack(crops).reshape(m, -1))
     area = np.diag(inter).copy()
     union = area[:, None] + area[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)

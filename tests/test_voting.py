@@ -69,6 +69,7 @@ def test_multi_object_k_hat_two():
     assert same(res.masks[0], A) and same(res.masks[1], B)  # A: 5 votes, B: 4
     assert same(res.union, A | B)
     assert res.cluster_of(3, 2) == 2 and res.cluster_of(1, 0) == res.cluster_of(0, 1)
+    assert res.assignment[(2, 0)] == 0 and len(res.assignment) == 10
 
 
 def test_k_hat_tie_goes_to_smaller_count():
