@@ -21,6 +21,7 @@ Paper rules implemented here:
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import cv2
@@ -31,6 +32,13 @@ Box = tuple[int, int, int, int]
 
 
 # --------------------------------------------------------------------------- RLE
+
+
+def _coco_decode(rles) -> np.ndarray:
+    """pycocotools ``decode``, quiet about its numpy-2 ``__array__(copy=...)`` DeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        return coco_mask.decode(rles)
 
 
 def _as_bool_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
@@ -66,7 +74,7 @@ def decode_rle(rle: dict) -> np.ndarray:
         if isinstance(counts, str):
             counts = counts.encode("ascii")
         compressed = {"size": [height, width], "counts": counts}
-    return coco_mask.decode(compressed).astype(bool)
+    return _coco_decode(compressed).astype(bool)
 
 
 # --------------------------------------------------------------------------- IoU and boxes
@@ -309,7 +317,7 @@ def polygons_to_mask(
     if not flat:
         return mask
     rles = coco_mask.frPyObjects([p.ravel().tolist() for p in flat], height, width)
-    mask |= coco_mask.decode(rles).astype(bool).any(axis=2)
+    mask |= _coco_decode(rles).astype(bool).any(axis=2)
     if outline:
         edges = np.zeros((height, width), np.uint8)
         # cv2 needs int32 points: 4 fractional bits (shift=4) keep sub-pixel vertices.
