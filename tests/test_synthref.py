@@ -196,3 +196,31 @@ def test_refuses_existing_dataset(tmp_path):
     generate(tmp_path, 4, seed=0, image_size=48)
     with pytest.raises(FileExistsError):
         generate(tmp_path, 4, seed=0, image_size=48)
+
+
+def test_prepare_dataset_reuses_same_settings_only(tmp_path):
+    from seglib.data import prepare_dataset
+
+    d = tmp_path / "data"
+    first = prepare_dataset("synthref", d, seed=2, n_images=6, image_size=48)
+    assert first["n_images"] == 6 and not first.get("reused")
+    assert prepare_dataset("synthref", d, seed=2, n_images=6, image_size=48)["reused"]
+    with pytest.raises(DataError, match="other settings"):
+        prepare_dataset("synthref", d, seed=3, n_images=6, image_size=48)
+    with pytest.raises(DataError, match="data_root"):
+        prepare_dataset("refcoco", tmp_path / "real")
+
+
+def test_hf_rows(tmp_path):
+    from seglib.data import to_hf_dataset
+
+    generate(tmp_path, 6, seed=0, image_size=48)
+    samples = load_samples(tmp_path)[:4]
+    ds = to_hf_dataset(samples)
+    assert len(ds) == 4 and ds[0]["query"] == samples[0].query
+    assert ds[0]["image"].size == (48, 48)
+    assert np.array_equal(np.asarray(ds[0]["image"].convert("RGB")), samples[0].image())
+    assert ds[0]["boxes_xyxy"] == samples[0].target_boxes()
+    m = samples[0].target_masks()[0]
+    ys, xs = np.nonzero(m)
+    assert samples[0].target_boxes()[0] == [xs.min(), ys.min(), xs.max(), ys.max()]
