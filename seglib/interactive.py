@@ -293,7 +293,7 @@ def render_state(image: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
     if scale > 1:
         canvas = np.repeat(np.repeat(canvas, scale, axis=0), scale, axis=1)
     canvas = np.ascontiguousarray(canvas)
-    radius = max(3, int(round(0.012 * max(canvas.shape[:2]))))
+    radius = max(4, int(round(0.016 * max(canvas.shape[:2]))))
 
     def centre(c: Click) -> tuple[int, int]:
         return int(c.x * scale + scale // 2), int(c.y * scale + scale // 2)
@@ -406,14 +406,15 @@ class ClickDemo:
         self.readout.add_class("seglib-readout")
         self.status = widgets.HTML(value="")
         self.status.add_class("seglib-status")
-        self.buttons = {name: widgets.Button(description=name) for name in
+        self.buttons = {name: widgets.Button(description=name, layout=widgets.Layout(width="auto")) for name in
                         ("Undo", "Reset", "Suggest", "Accept", "Auto-refine")}
         for name, b in self.buttons.items():
             b.add_class("seglib-" + name.lower())
+        small = dict(layout=widgets.Layout(width="90px"), style={"description_width": "16px"})
         self.auto_steps = widgets.BoundedIntText(value=auto_steps, min=1, max=50, description="T",
-                                                 layout=widgets.Layout(width="110px"))
+                                                 tooltip="Auto-refine: clicks the agent may make", **small)
         self.auto_k = widgets.BoundedIntText(value=auto_k, min=1, max=16, description="K",
-                                             layout=widgets.Layout(width="110px"))
+                                             tooltip="Auto-refine: candidates per step (PRM search when > 1)", **small)
         self.buttons["Undo"].on_click(lambda _: self._act(self.session.undo))
         self.buttons["Reset"].on_click(lambda _: self._act(self.session.reset))
         self.buttons["Suggest"].on_click(lambda _: self._act(self.session.suggest))
@@ -510,7 +511,7 @@ def pick_demo_input(run_dir: str, split: str = "val", index: int = 0, image_size
     truth, so no IoU). Otherwise sample ``index`` (modulo their number) of the
     samples in ``split`` with at least one target, read from
     ``<run_dir>/data`` (notebook 01) when it exists; else a tiny SynthRef
-    (8 images, ``image_size`` px, ``seed``) is generated in
+    (20 images, ``image_size`` px, ``seed``) is generated in
     ``<run_dir>/demo_data`` and used.
     """
     from pathlib import Path
@@ -527,10 +528,11 @@ def pick_demo_input(run_dir: str, split: str = "val", index: int = 0, image_size
         if not (data_dir / "refs.json").exists():
             from seglib.data import synthref
 
-            synthref.generate(data_dir, 8, seed=seed, image_size=image_size)
+            synthref.generate(data_dir, 20, seed=seed, image_size=image_size)
     samples = [s for s in load_samples(data_dir, split=split) if s.target_rles]
     if not samples:
-        raise ValueError(f"{data_dir}: no samples with a target in split {split!r} (demo_split)")
+        raise ValueError(f"{data_dir}: no samples with a target in split {split!r} (demo_split); "
+                         f"splits present: {sorted({s.split for s in load_samples(data_dir)})}")
     s = samples[index % len(samples)]
     return DemoInput(s.image(), s.query, s.union_mask(),
                      f"{data_dir.name}/ {split} sample {index % len(samples)} of {len(samples)} ({s.sample_id})")

@@ -1,0 +1,210 @@
+"""ClickSession: the click loop of the demo, without widgets.
+
+A fake segmenter with an obvious rule (the union of discs of radius R around
+the positive clicks minus discs around the negative ones) gives masks and
+IoUs that can be worked out by hand; one test uses the real classic backend.
+"""
+import numpy as np
+import pytest
+
+from seglib.clicker import Click, next_click
+from seglib.interactive import AGENT, HUMAN, ClickSession, ModelClickPolicy, OraclePolicy
+from seglib.segmenters import Prediction
+
+H = W = 40
+R = 3
+
+
+def disc(x, y, r=R, h=H, w=W):
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - x) ** 2 + (yy - y) ** 2 <= r * r
+
+
+class DiscSegmenter:
+    """Mask = ∪ discs(positive) − ∪ discs(negative); records every call."""
+
+    def __init__(self):
+        self.encodes = 0
+        self._key = None
+        self.calls = []  # (points, labels, mask_logits)
+
+    def set_image(self, image):
+        key = image.tobytes()
+        if key != self._key:
+            self._key = key
+            self.encodes += 1
+
+    def predict(self, points_xy, labels, box_xyxy=None, mask_logits=None):
+        self.calls.append((list(map(tuple, points_xy)), list(labels), mask_logits))
+        mask = np.zeros((H, W), bool)
+        for (x, y), lab in zip(points_xy, labels):
+            if lab == 1:
+                mask |= disc(x, y)
+        for (x, y), lab in zip(points_xy, labels):
+            if lab == 0:
+                mask &= ~disc(x, y)
+        step = len(self.calls)
+        return Prediction(mask, 1.0, np.full((1, 4, 4), float(step), np.float32))
+
+    def predict_many(self, prompts):
+        return [self.predict(p.points_xy, p.labels, p.box_xyxy, p.mask_logits) for p in prompts]
+
+
+@pytest.fixture
+def image():
+    return np.zeros((H, W, 3), np.uint8)
+
+
+@pytest.fixture
+def gt():
+    m = np.zeros((H, W), bool)
+    m[10:30, 10:30] = True  # 400 px square
+    return m
+
+
+def test_positive_click_inside_target_raises_iou_from_zero(image, gt):
+    s = ClickSession(image, "the square", DiscSegmenter(), gt_mask=gt)
+    assert s.iou == 0.0 and s.history == []
+    mask = s.add_click(20, 20, True)
+    # a radius-3 disc has 29 pixels, all inside the square: IoU = 29 / 400
+    assert mask.sum() == 29
+    assert s.iou == pytest.approx(29 / 400)
+    assert s.history[0]["iou"] == pytest.approx(29 / 400) and s.history[0]["who"] == HUMAN
+    assert s.history[0]["latency_s"] >= 0.0
+
+
+def test_every_click_sends_all_clicks_and_previous_logits_and_encodes_once(image, gt):
+    seg = DiscSegmenter()
+    s = ClickSession(image, "q", seg, gt_mask=gt)
+    s.add_click(15, 15, True)
+    s.add_click(25, 25, True)
+    s.add_click(16, 16, False)
+    assert seg.encodes == 1
+    assert seg.calls[2][0] == [(15, 15), (25, 25), (16, 16)] and seg.calls[2][1] == [1, 1, 0]
+    assert seg.calls[0][2] is None
+    np.testing.assert_array_equal(seg.calls[2][2], s.steps[1].logits)
+    # negative disc at (16, 16) removes its overlap with the positive disc at (15, 15)
+    assert not s.mask[16, 16] and s.mask[25, 25]
+
+
+def test_undo_restores_previous_mask_exactly(image, gt):
+    seg = DiscSegmenter()
+    s = ClickSession(image, "q", seg, gt_mask=gt)
+    first = s.add_click(20, 20, True).copy()
+    first_iou = s.iou
+    s.add_click(21, 20, False)
+    assert not np.array_equal(s.mask, first)
+    restored = s.undo()
+    np.testing.assert_array_equal(restored, first)
+    assert s.iou == first_iou and len(s.history) == 1
+    # the next click continues from the first step's logits, not the undone one's
+    s.add_click(12, 12, True)
+    np.testing.assert_array_equal(seg.calls[-1][2], s.steps[0].logits)
+    assert seg.calls[-1][0] == [(20, 20), (12, 12)]
+    s.undo(), s.undo()
+    assert not s.mask.any() and s.undo().sum() == 0  # undo on an empty session is harmless
+
+
+def test_reset_clears(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    s.add_click(20, 20, True)
+    s.suggest()
+    s.reset()
+    assert s.steps == [] and s.clicks == [] and s.pending is None
+    assert not s.mask.any() and s.iou == 0.0
+
+
+def test_suggest_with_oracle_agrees_with_next_click(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    first = s.suggest()
+    assert first == next_click(gt, np.zeros((H, W), bool))
+    # the deepest pixel of a 20x20 square at rows/cols 10..29: the first of the centre four
+    assert (first.x, first.y, first.positive) == (19, 19, True)
+    s.accept()
+    assert s.history[-1]["who"] == AGENT and s.clicks == [first]
+    second = s.suggest()
+    assert second == next_click(gt, s.mask, clicked=[first])
+    assert s.pending[0] == second and s.pending[1] is None
+
+
+def test_accept_without_suggestion_does_nothing(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    assert s.accept() is None and s.steps == []
+
+
+def test_auto_refine_with_oracle_adds_agent_clicks_that_raise_iou(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    s.add_click(20, 20, True)
+    added = s.auto_refine(4)
+    assert len(added) == 4 and all(st.who == AGENT for st in added)
+    ious = [h["iou"] for h in s.history]
+    assert ious == sorted(ious) and ious[-1] > ious[0]  # F_sim positive clicks into the square only add
+
+
+def test_no_policy_means_no_suggestion(image):
+    s = ClickSession(image, "q", DiscSegmenter())
+    assert s.suggest() is None and s.auto_refine(3) == []
+    s.add_click(5, 5, True)
+    assert s.iou is None and s.history[0]["iou"] is None  # no ground truth, no IoU
+
+
+def test_bad_input_is_a_clear_error(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), gt_mask=gt)
+    with pytest.raises(ValueError, match="outside"):
+        s.add_click(W, 0, True)
+    with pytest.raises(ValueError, match="gt_mask shape"):
+        ClickSession(image, "q", DiscSegmenter(), gt_mask=np.zeros((3, 3), bool))
+
+
+class ScriptedGenerate:
+    """A GenerateFn that answers every prompt with the given texts, in turn."""
+
+    def __init__(self, texts):
+        self.texts, self.calls = list(texts), 0
+
+    def __call__(self, images, prompts, num_return_sequences=1, do_sample=False):
+        out = []
+        for _ in prompts:
+            row = []
+            for _ in range(num_return_sequences):
+                row.append(self.texts[self.calls % len(self.texts)])
+                self.calls += 1
+            out.append(row)
+        return out
+
+
+def test_model_policy_maps_grid_click_and_prm_iou(image, gt):
+    # 0-1000 grid on a 40 px image: 500 → pixel 20 (the grid's centre is the image's centre)
+    policy = ModelClickPolicy(ScriptedGenerate(["Current IoU: 42.0, Positive point: (500, 500)"]), prm=True)
+    s = ClickSession(image, "q", DiscSegmenter(), policy, gt_mask=gt)
+    click = s.suggest()
+    assert click.positive and abs(click.x - 20) <= 1 and abs(click.y - 20) <= 1
+    assert s.pending[1] == pytest.approx(0.42)
+    bad = ModelClickPolicy(ScriptedGenerate(["I refuse"]))
+    assert ClickSession(image, "q", DiscSegmenter(), bad).suggest() is None
+
+
+def test_auto_refine_prm_search_applies_best_path(image, gt):
+    texts = ["Current IoU: 10.0, Positive point: (500, 500)", "Current IoU: 30.0, Positive point: (300, 300)",
+             "Current IoU: 20.0, Positive point: (700, 700)"]
+    policy = ModelClickPolicy(ScriptedGenerate(texts), prm=True)
+    s = ClickSession(image, "q", DiscSegmenter(), policy, gt_mask=gt)
+    added = s.auto_refine(3, k=2)
+    assert added and all(st.who == AGENT and st.predicted_iou is not None for st in added)
+    assert len(s.steps) == len(added) <= 3
+    with pytest.raises(ValueError, match="Reset"):
+        s.auto_refine(2, k=2)  # the search starts from an empty mask
+
+
+def test_real_classic_segmenter_positive_click_raises_iou():
+    from seglib.segmenters import build_segmenter
+
+    img = np.full((64, 64, 3), 30, np.uint8)
+    target = np.zeros((64, 64), bool)
+    target[16:40, 20:48] = True
+    img[target] = (220, 60, 60)
+    seg = build_segmenter("classic")
+    s = ClickSession(img, "the red box", seg, gt_mask=target)
+    s.add_click(33, 27, True)
+    assert s.iou > 0.5
+    assert seg.encode_count == 1
