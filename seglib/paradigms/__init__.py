@@ -28,9 +28,13 @@ PARADIGMS = ("boxpoints", "polygon", "clicks")
 
 #: Texts longer than this are rejected by every parser (a guard against runaway generations).
 MAX_TEXT_CHARS = 65_536
+#: Box/point answers longer than this are rejected before JSON decoding (100 objects take ~6,000).
+MAX_BOX_ANSWER_CHARS = 16_384
 #: Coordinates beyond this magnitude (in any frame) are rejected as nonsense.
 MAX_ABS_COORD = 1e5
 
+#: Any answer nests at most 3 levels (polygons); 8 consecutive openers is runaway nesting, rejected before JSON.
+_DEEP_NESTING_RE = re.compile(r"(?:[\[{]\s*){8}")
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK_ANSWER_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 
@@ -69,15 +73,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite JSON constant {name}")
 
 
-def loads_json(span: str | None) -> Any:
+def loads_json(span: str | None, max_chars: int = MAX_TEXT_CHARS) -> Any:
     """Parse JSON without eval; ``None`` when it is not JSON.
 
     Accepts single-quoted JSON (quotes swapped once, the common model slip).
     Rejects ``NaN``/``Infinity`` constants; numbers that overflow to inf are
-    left to the callers' finiteness checks. Deep nesting, huge integers and
-    every other failure give ``None``.
+    left to the callers' finiteness checks. Spans over ``max_chars``, runaway
+    nesting (8 consecutive ``[``/``{``), huge integers and every other failure
+    give ``None``.
     """
-    if not isinstance(span, str) or not span or len(span) > MAX_TEXT_CHARS:
+    if not isinstance(span, str) or not span or len(span) > max_chars or _DEEP_NESTING_RE.search(span):
         return None
     for candidate in (span, span.replace("'", '"') if "'" in span else None):
         if candidate is None:

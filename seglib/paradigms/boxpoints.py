@@ -26,6 +26,7 @@ segmenter picks its arg-max-score mask per prompt.
 Parser rules (``parse`` never raises, never evals; ``None`` = malformed):
   - the answer is the last complete ``<answer>…</answer>``; no tag at all means
     the whole text after any ``</think>``; an unclosed ``<answer>`` is truncated → ``None``;
+  - answers over ``MAX_BOX_ANSWER_CHARS`` (16,384) characters → ``None``;
   - JSON, or JSON written with single quotes; NaN/Infinity, non-numbers, bools,
     non-finite or ``|v| > 1e5`` coordinates → ``None``;
   - a box with ``x1 < x0`` or ``y1 < y0`` → ``None`` (corners are not reordered);
@@ -43,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from seglib import frames
-from seglib.paradigms import answer_span, as_numbers, loads_json
+from seglib.paradigms import MAX_BOX_ANSWER_CHARS, answer_span, as_numbers, loads_json
 
 STYLES = ("segzero", "list")
 
@@ -235,7 +236,7 @@ def parse_json_value(data: Any) -> Answer | None:
 def parse(text: Any) -> Answer | None:
     """Text → ``Answer`` (coordinates in the model's frame) or ``None``; never raises. See module rules."""
     try:
-        return parse_json_value(loads_json(answer_span(text)))
+        return parse_json_value(loads_json(answer_span(text), MAX_BOX_ANSWER_CHARS))
     except Exception:  # noqa: BLE001 - hostile input must never raise
         return None
 

@@ -147,6 +147,20 @@ def apply_action(action: Any, clicks_so_far: Sequence[Any], segmenter: Any, prev
     return pred, clicks
 
 
+def replay(clicks_seq: Sequence[Any], segmenter: Any, height: int, width: int,
+           grid: int = frames.GRID) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rebuild a state by applying ``clicks_seq`` one by one from an empty mask (``apply_action`` each step).
+
+    Returns ``(mask, logits)`` after the last click; no clicks → an empty mask and ``None``.
+    The segmenter must already hold the image.
+    """
+    mask, logits, so_far = np.zeros((height, width), bool), None, []
+    for c in clicks_seq:
+        pred, so_far = apply_action(c, so_far, segmenter, logits, height, width, grid)
+        mask, logits = np.asarray(pred.mask, bool), pred.logits
+    return mask, logits
+
+
 def decode(answer: ClickAction | None, height: int, width: int, segmenter: Any = None, image: np.ndarray | None = None,
            clicks_so_far: Sequence[Any] = (), prev_logits: np.ndarray | None = None, prev_mask: np.ndarray | None = None,
            grid: int = frames.GRID) -> np.ndarray:

@@ -177,7 +177,10 @@ def parse_json_value(data: Any, reject_self_intersecting: bool = False) -> list[
 def parse(text: Any, reject_self_intersecting: bool = False) -> list[np.ndarray] | None:
     """Text → list of (n, 2) unit-square polygons (``[]`` = nothing) or ``None``; never raises."""
     try:
-        return parse_json_value(loads_json(answer_span(text)), reject_self_intersecting)
+        span = answer_span(text)
+        if span is None or span.count(",") > 4 * MAX_VERTICES:  # too many vertices: skip decoding the JSON
+            return None
+        return parse_json_value(loads_json(span), reject_self_intersecting)
     except Exception:  # noqa: BLE001 - hostile input must never raise
         return None
 

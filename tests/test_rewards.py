@@ -1,0 +1,451 @@
+"""seglib.rewards: hand-computed cases per METHODS.md rule, hostile input, trl adapters."""
+import json
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from seglib import rewards
+from seglib.masks import encode_rle
+from seglib.paradigms import polygon
+from seglib.rewards import RANGES
+
+
+@dataclass
+class FakePrediction:
+    mask: np.ndarray
+    score: float
+    logits: np.ndarray
+
+
+class FakeSegmenter:
+    """Cheap stand-in: a box prompt fills the (clipped) box; points alone fill 3×3 squares. Counts calls."""
+
+    def __init__(self):
+        self.set_image_calls = 0
+        self.predict_many_calls = 0
+        self.predict_calls = 0
+        self.shape = None
+
+    def set_image(self, image):
+        self.set_image_calls += 1
+        self.shape = np.asarray(image).shape[:2]
+
+    def _one(self, points_xy, labels, box_xyxy=None):
+        h, w = self.shape
+        m = np.zeros((h, w), bool)
+        if box_xyxy is not None:
+            x0, y0, x1, y1 = (int(v) for v in box_xyxy)
+            m[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+        else:
+            for (x, y), lab in zip(points_xy, labels):
+                m[max(int(y) - 1, 0):int(y) + 2, max(int(x) - 1, 0):int(x) + 2] = bool(lab)
+        return FakePrediction(m, 1.0, m.astype(np.float32))
+
+    def predict(self, points_xy=(), labels=(), box_xyxy=None, mask_logits=None):
+        self.predict_calls += 1
+        return self._one(points_xy, labels, box_xyxy)
+
+    def predict_many(self, prompts):
+        self.predict_many_calls += 1
+        return [self._one(p.points_xy, p.labels, p.box_xyxy) for p in prompts]
+
+
+def segzero_text(box, p1, p2, think="<think>ok</think>"):
+    return f'{think}<answer>{json.dumps({"bbox": box, "points_1": p1, "points_2": p2})}</answer>'
+
+
+def rect(h, w, x0, y0, x1, y1):
+    m = np.zeros((h, w), bool)
+    m[y0:y1 + 1, x0:x1 + 1] = True
+    return m
+
+
+# =========================================================================== Seg-Zero
+GT_BOX = [0, 0, 9, 9]  # inclusive: 10 × 10 = 100 px
+GT_PTS = [[2, 2], [7, 7]]
+
+
+def test_segzero_perfect_answer_scores_five():
+    s = rewards.segzero_score(segzero_text(GT_BOX, [2, 2], [7, 7]), GT_BOX, GT_PTS)
+    assert s == {"think_format": 1.0, "answer_format": 1.0, "bbox_iou": 1.0, "bbox_l1": 1.0, "points": 1.0}
+
+
+def test_segzero_box_iou_threshold_is_strict_and_inclusive():
+    # [0,0,9,4]: 10×5 = 50 px inside the 100-px target → IoU exactly 0.5 → not > 0.5 → 0
+    assert rewards.segzero_score(segzero_text([0, 0, 9, 4], [2, 2], [7, 3]), GT_BOX, GT_PTS)["bbox_iou"] == 0.0
+    # [0,0,9,5]: 60 / 100 = 0.6 → 1
+    assert rewards.segzero_score(segzero_text([0, 0, 9, 5], [2, 2], [7, 3]), GT_BOX, GT_PTS)["bbox_iou"] == 1.0
+    # one-row boxes have area under the inclusive rule: [0,0,1,0] vs [0,0,2,0] → 2/3 → 1 (exclusive: 0/0)
+    s = rewards.segzero_score(segzero_text([0, 0, 1, 0], [0, 0], [1, 0]), [0, 0, 2, 0], [[0, 0], [2, 0]])
+    assert s["bbox_iou"] == 1.0
+    # soft accuracy: the IoU itself
+    s = rewards.segzero_score(segzero_text([0, 0, 9, 5], [2, 2], [7, 3]), GT_BOX, GT_PTS, soft_accuracy=True,
+                              image_hw=(100, 200))
+    assert s["bbox_iou"] == pytest.approx(0.6)
+
+
+def test_segzero_l1_threshold_9_9_vs_10_1():
+    gt = [0, 0, 100, 100]
+    near = [9.9, 9.9, 109.9, 109.9]  # mean |Δ| = 9.9
+    far = [10.1, 10.1, 110.1, 110.1]  # mean |Δ| = 10.1
+    pts = [[50, 50], [60, 60]]
+    assert rewards.segzero_score(segzero_text(near, *pts), gt, pts)["bbox_l1"] == 1.0
+    assert rewards.segzero_score(segzero_text(far, *pts), gt, pts)["bbox_l1"] == 0.0
+    # soft: 1 − L1 / max side = 1 − 10.1 / 200
+    s = rewards.segzero_score(segzero_text(far, *pts), gt, pts, soft_accuracy=True, image_hw=(150, 200))
+    assert s["bbox_l1"] == pytest.approx(1 - 10.1 / 200)
+
+
+def test_segzero_points_pairing_swap_inside_box_and_100px():
+    box = [0, 0, 500, 500]
+    gt_pts = [[10, 10], [20, 10]]
+    # swapped order: distance 0 under the better pairing
+    assert rewards.segzero_score(segzero_text(box, [20, 10], [10, 10]), box, gt_pts)["points"] == 1.0
+    # straight pairing mean (199 + 0) / 2 = 99.5 < 100; swapped is worse (≈104.6)
+    assert rewards.segzero_score(segzero_text(box, [10, 209], [20, 10]), box, gt_pts)["points"] == 1.0
+    # straight (203 + 0) / 2 = 101.5, swapped ≈ (203.2 + 10) / 2 → both ≥ 100 → 0
+    assert rewards.segzero_score(segzero_text(box, [10, 213], [20, 10]), box, gt_pts)["points"] == 0.0
+    # a point outside the predicted box → 0 even though it is on the target point
+    assert rewards.segzero_score(segzero_text([0, 0, 15, 15], [10, 10], [20, 10]), box, gt_pts)["points"] == 0.0
+
+
+def test_segzero_formats_strict_and_soft():
+    good = segzero_text(GT_BOX, [2, 2], [7, 7])
+    assert rewards.segzero_score("<think>a</think>\n <answer>{}</answer>", GT_BOX, GT_PTS)["think_format"] == 1.0
+    assert rewards.segzero_score(good.replace("<think>ok</think>", ""), GT_BOX, GT_PTS)["think_format"] == 0.0
+    assert rewards.segzero_score(good + " trailing", GT_BOX, GT_PTS)["think_format"] == 0.0
+    extra = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2], "points_2": [7,7], "why": 1}</answer>'
+    assert rewards.segzero_score(extra, GT_BOX, GT_PTS)["answer_format"] == 0.0
+    assert rewards.segzero_score(extra, GT_BOX, GT_PTS, strict=False)["answer_format"] == 1.0
+    soft = '<think>a</think><answer>{"bbox_2d": [0,0,9,9], "point_a": [2,2], "point_b": [7,7]}</answer>'
+    s = rewards.segzero_score(soft, GT_BOX, GT_PTS, strict=False)
+    assert s == {"think_format": 1.0, "answer_format": 1.0, "bbox_iou": 1.0, "bbox_l1": 1.0, "points": 1.0}
+    s = rewards.segzero_score(soft, GT_BOX, GT_PTS, strict=True)
+    assert s["answer_format"] == 0.0 and s["bbox_iou"] == 0.0
+    one_point = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2]}</answer>'
+    s = rewards.segzero_score(one_point, GT_BOX, GT_PTS)
+    assert s["answer_format"] == 0.0 and s["bbox_iou"] == 1.0 and s["points"] == 0.0
+    inverted = segzero_text([9, 9, 0, 0], [2, 2], [7, 7])
+    s = rewards.segzero_score(inverted, GT_BOX, GT_PTS)
+    assert s["answer_format"] == 1.0 and s["bbox_iou"] == s["bbox_l1"] == s["points"] == 0.0
+
+
+def test_segzero_resize_frame_compares_in_the_model_frame():
+    # 420×210 image (W×H) shown at 840: gt box (10, 10, 100, 50) → (20, 40, 200, 200) in the model frame
+    gt_box, gt_pts = [10, 10, 100, 50], [[20, 20], [80, 40]]
+    text = segzero_text([20, 40, 200, 200], [40, 80], [160, 160])
+    s = rewards.segzero_score(text, gt_box, gt_pts, image_hw=(210, 420), resize=840)
+    assert s["bbox_iou"] == s["bbox_l1"] == s["points"] == 1.0
+    with pytest.raises(ValueError, match="image_hw"):
+        rewards.segzero_score(text, gt_box, gt_pts, resize=840)
+
+
+# =========================================================================== VisionReasoner
+def vr_text(items, think="<think>ok</think>"):
+    return f"{think}<answer>{json.dumps(items)}</answer>"
+
+
+def test_visionreasoner_hungarian_by_hand():
+    gt_boxes = [[0, 0, 9, 9], [100, 100, 149, 149]]
+    gt_points = [[5, 5], [120, 120]]
+    items = [
+        {"bbox_2d": [100, 100, 149, 149], "point_2d": [121, 121]},  # vs B: IoU, L1, point → 3
+        {"bbox_2d": [0, 0, 9, 4], "point_2d": [5, 5]},  # vs A: IoU = 0.5 (no), L1 = 1.25 (yes), point outside own box (no) → 1
+        {"bbox_2d": [200, 200, 210, 210], "point_2d": [205, 205]},  # nothing
+    ]
+    s = rewards.visionreasoner_score(vr_text(items), gt_boxes, gt_points)
+    assert s["accuracy"] == pytest.approx((3 + 1) / 3)  # M = 3, N = 2
+    assert s["format"] == 3.0 and s["non_repeat"] == 1.0
+    # the matching is optimal, not greedy: p0 fits A and B fully, p1 only A fully.
+    gt_boxes = [[0, 0, 9, 9], [0, 0, 9, 19]]  # 100 px, 200 px
+    gt_points = [[5, 5], [5, 15]]
+    items = [{"bbox_2d": [0, 0, 9, 13], "point_2d": [5, 5]},  # A: IoU .71, L1 1, pt 0 → 3; B: .70, 1.5, 10 px → 3
+             {"bbox_2d": [0, 0, 9, 9], "point_2d": [5, 5]}]  # A: 3; B: IoU .5 (no), L1 2.5, pt 10 px → 2
+    # greedy (p0→A, p1→B) would give 3 + 2; Hungarian gives p0→B, p1→A = 3 + 3
+    s = rewards.visionreasoner_score(vr_text(items), gt_boxes, gt_points)
+    assert s["accuracy"] == pytest.approx((3 + 3) / 2)
+
+
+def test_visionreasoner_empty_and_format_cases():
+    assert rewards.visionreasoner_score(vr_text([]), [], [])["accuracy"] == 3.0
+    assert rewards.visionreasoner_score(vr_text([]), [], [])["format"] == 3.0
+    assert rewards.visionreasoner_score(vr_text([]), [[0, 0, 5, 5]], [[2, 2]])["accuracy"] == 0.0
+    one = [{"bbox_2d": [0, 0, 5, 5], "point_2d": [2, 2]}]
+    assert rewards.visionreasoner_score(vr_text(one), [], [])["accuracy"] == 0.0
+    half = [{"bbox_2d": [0, 0, 5, 5], "point_2d": [2, 2]}, {"bbox_2d": [0, 0, 5, 5]}]
+    s = rewards.visionreasoner_score(vr_text(half), [[0, 0, 5, 5]], [[2, 2]])
+    assert s["format"] == pytest.approx(1 + (2 + 1) / 2)
+    assert s["accuracy"] == pytest.approx(3 / 2)  # the point-less item cannot match
+    assert rewards.visionreasoner_score(vr_text(one, think=""), [[0, 0, 5, 5]], [[2, 2]])["format"] == 2.0
+
+
+def test_visionreasoner_non_repeat():
+    base = vr_text([])
+    assert rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [])["non_repeat"] == 0.0
+    s = rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [], allowed_repeats=1)
+    assert s["non_repeat"] == 1.0
+    s = rewards.visionreasoner_score("<think>Go. A. A. A.</think>" + base[17:], [], [], allowed_repeats=1)
+    assert s["non_repeat"] == 0.0
+
+
+# =========================================================================== StAR
+def test_star_tiers():
+    cases = {0.0: 0, 0.3: 0, 0.3001: 1, 0.5: 1, 0.51: 2, 0.7: 2, 0.71: 3, 0.8: 3, 0.81: 4, 0.9: 4, 0.9001: 5, 1.0: 5}
+    for iou, tier in cases.items():
+        assert rewards.star_tier(iou) == tier, iou
+
+
+def test_star_group_hungarian_count_bonus_and_one_segmenter_call():
+    h, w = 40, 60
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = [rect(h, w, 0, 0, 9, 9), rect(h, w, 30, 10, 49, 29)]
+    seg = FakeSegmenter()
+    texts = [
+        # exact B (tier 5) and A at 10×8 = 80 / 100 = 0.8 (tier 3) → (5 + 3) / 2, count bonus
+        vr_text([{"bbox_2d": [30, 10, 49, 29], "point_2d": [40, 20], "label": "b"},
+                 {"bbox_2d": [0, 0, 9, 7], "point_2d": [4, 4], "label": "a"}]),
+        # one exact object for two targets: 5 / 2, no bonus
+        vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": "a"}]),
+        "garbage",
+        vr_text([]),
+    ]
+    out = rewards.star_group_scores(texts, gt, seg, image)
+    assert seg.set_image_calls == 1 and seg.predict_many_calls == 1
+    assert out[0] == {"format": 4.0, "accuracy": 4.0, "count": 1.0}
+    assert out[1] == {"format": 4.0, "accuracy": 2.5, "count": 0.0}
+    assert out[2] == {"format": 0.0, "accuracy": 0.0, "count": 0.0}
+    assert out[3] == {"format": 4.0, "accuracy": 0.0, "count": 0.0}
+    # empty target, empty answer: full accuracy and the count bonus
+    assert rewards.star_score(vr_text([]), [], seg, image) == {"format": 4.0, "accuracy": 5.0, "count": 1.0}
+    # label only affects format
+    nolabel = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4]}, {"bbox_2d": [30, 10, 49, 29], "point_2d": [40, 20]}])
+    assert rewards.star_score(nolabel, gt, seg, image) == {"format": 3.0, "accuracy": 5.0, "count": 1.0}
+
+
+# =========================================================================== SimpleSeg
+def test_simpleseg_iou_centroid_format_by_hand():
+    h, w = 30, 40  # diagonal 50
+    gt = rect(h, w, 0, 0, 9, 9)  # centroid (4.5, 4.5)
+    exact = polygon.target_text([gt], w, h)
+    assert rewards.simpleseg_score(exact, [gt], (h, w)) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
+    shifted = polygon.target_text([rect(h, w, 30, 0, 39, 9)], w, h)  # centroid (34.5, 4.5): 30 px away
+    s = rewards.simpleseg_score(shifted, [gt], (h, w))
+    assert s == pytest.approx({"iou": 0.0, "centroid": 1 - 30 / 50, "format": 1.0})
+    half = polygon.target_text([rect(h, w, 0, 0, 9, 4)], w, h)  # 50 / 100 px
+    assert rewards.simpleseg_score(half, [gt], (h, w))["iou"] == pytest.approx(0.5)
+    assert rewards.simpleseg_score("[]", [], (h, w)) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
+    assert rewards.simpleseg_score("[]", [gt], (h, w)) == {"iou": 0.0, "centroid": 0.0, "format": 1.0}
+    assert rewards.simpleseg_score("[[[0.1,0.1]", [gt], (h, w)) == {"iou": 0.0, "centroid": 0.0, "format": 0.0}
+
+
+# =========================================================================== clicks
+def test_clicks_gain_and_prm_by_hand():
+    pytest.importorskip("seglib.clicker")
+    h, w = 50, 100
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = rect(h, w, 49, 24, 51, 26)  # the fake segmenter's 3×3 square around pixel (50, 25)
+    state = rewards.ClickState(image=image, gt_mask=gt)
+    seg = FakeSegmenter()
+    texts = ["Positive point: (505, 510)", "nonsense", "Negative point: (505, 510)",
+             "Current IoU: 40.0, Positive point: (505, 510)"]
+    out = rewards.clicks_group_scores(texts, state, seg)
+    assert seg.set_image_calls == 1 and seg.predict_many_calls == 1
+    assert [o["iou_gain"] for o in out] == [1.0, 0.0, 0.0, 1.0]
+    assert [o["format"] for o in out] == [1.0, 0.0, 1.0, 1.0]
+    out = rewards.clicks_group_scores(texts, state, seg, prm=True)
+    assert [o["prm"] for o in out] == pytest.approx([0.0, 0.0, 0.0, 0.6])  # IoU(M_t) = 0, estimate 0.40
+    assert [o["format"] for o in out] == [0.0, 0.0, 0.0, 1.0]
+    # from a perfect mask, a wrong click loses IoU
+    state = rewards.ClickState(image=image, gt_mask=gt, current_mask=gt)
+    assert rewards.clicks_score("Positive point: (105, 110)", state, seg)["iou_gain"] == pytest.approx(-1.0)
+
+
+# =========================================================================== hostile input
+def hostile_completions(n, seed=0):
+    rng = random.Random(seed)
+    valid = [
+        segzero_text([10, 20, 30, 40], [15, 25], [20, 30]),
+        vr_text([{"bbox_2d": [1, 2, 30, 40], "point_2d": [5, 6], "label": "x"}, {"bbox_2d": [5, 5, 9, 9], "point_2d": [6, 6]}]),
+        "[[[0.100,0.100],[0.500,0.100],[0.500,0.400]]]",
+        "Current IoU: 55.5, Positive point: (412, 377)",
+    ]
+    big_poly = "[[" + ",".join(f"[{rng.random():.3f},{rng.random():.3f}]" for _ in range(10_000)) + "]]"
+    short_big_poly = "[[" + ",".join(f"[{rng.randrange(2)},{rng.randrange(2)}]" for _ in range(10_000)) + "]]"
+    mid_poly = "[[" + ",".join(f"[{rng.random():.3f},{rng.random():.3f}]" for _ in range(1_500)) + "]]"
+    nums = ["1e308", "-1e308", "1e999", "-99999999", "NaN", "Infinity", "-Infinity", "nan", "1" * 400, "-0", "0.0",
+            "true", "null", '"12"', "[]", "{}", "-5", "100000", "3.5e5"]
+    out = []
+    for i in range(n):
+        k = i % 12
+        if k == 0:
+            out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(200))).decode("latin-1"))
+        elif k == 1:
+            t = rng.choice(valid)
+            out.append(t[: rng.randrange(len(t) + 1)])
+        elif k == 2:
+            t = rng.choice(valid)
+            out.append(" ".join(rng.choice(nums) if tok.strip("[]{},:()").isdigit() else tok
+                                for tok in t.replace(",", " , ").split(" ")))
+        elif k == 3:
+            d = rng.randrange(1, 4000)
+            out.append("<think>x</think><answer>" + "[" * d + "]" * rng.choice([d, 0, d // 2]) + "</answer>")
+        elif k == 4:
+            # 10,000-vertex polygons (over the text cap, and under it with short numbers), 1,500-vertex ones
+            out.append(rng.choice([big_poly, short_big_poly, "<answer>" + short_big_poly + "</answer>",
+                                   mid_poly, mid_poly[:5000], mid_poly[:300], big_poly[:2000]]))
+        elif k == 5:
+            items = [{"bbox_2d": [rng.choice(nums) for _ in range(rng.randrange(6))],
+                      "point_2d": [rng.uniform(-1e6, 1e6) for _ in range(rng.randrange(4))],
+                      "label": rng.choice(["a", 3, None, ["x"]])} for _ in range(rng.randrange(5))]
+            out.append("<think>t</think><answer>" + json.dumps(items).replace('"NaN"', "NaN") + "</answer>")
+        elif k == 6:
+            out.append(f"Current IoU: {rng.choice(nums)}, {rng.choice(['Positive', 'Negative', 'Neg'])} point: "
+                       f"({rng.choice(nums)}, {rng.randrange(-5000, 5000)})")
+        elif k == 7:
+            out.append("".join(rng.choice("<>/[]{}(),.:'\" 0123456789-eE+thinkanswerbox_pointsNaN") for _ in range(rng.randrange(300))))
+        elif k == 8:
+            out.append(segzero_text([rng.uniform(-1e9, 1e9) for _ in range(4)], [1e300, -1e300], [0, 0]))
+        elif k == 9:
+            out.append([{"role": "assistant", "content": rng.choice(valid)}])  # conversational (adapter form)
+        elif k == 10:
+            out.append(rng.choice(valid).replace('"', "'"))
+        else:
+            items = [{"bbox_2d": [rng.randrange(-50, 100) for _ in range(4)], "point_2d": [rng.randrange(-50, 100)] * 2}
+                     for _ in range(rng.choice([0, 1, 3, 150]))]
+            out.append(vr_text(items) + ("." * rng.randrange(3)))
+    return out
+
+
+def assert_in_range(scores, scorer):
+    ranges = RANGES[scorer]
+    for s in scores:
+        for key, v in s.items():
+            lo, hi = ranges[key]
+            assert isinstance(v, float) and math.isfinite(v) and lo <= v <= hi, (scorer, key, v)
+
+
+HOSTILE = hostile_completions(10_000)
+TEXTS = [rewards.completion_text(c) for c in HOSTILE]  # 10,000 per scorer: marked slow (tens of seconds in all)
+
+
+@pytest.mark.slow
+def test_hostile_segzero():
+    scores = [rewards.segzero_score(t, [10, 20, 30, 40], [[15, 25], [20, 30]]) for t in TEXTS]
+    assert_in_range(scores, "segzero")
+    assert max(s["bbox_iou"] for s in scores) > 0  # the valid texts inside still score
+    scores = [rewards.segzero_score(t, [10, 20, 30, 40], [[15, 25], [20, 30]], strict=False, soft_accuracy=True,
+                                    image_hw=(64, 64)) for t in TEXTS[:2000]]
+    assert_in_range(scores, "segzero")
+    assert max(s["bbox_iou"] for s in scores) > 0  # the valid texts inside still score
+
+
+@pytest.mark.slow
+def test_hostile_visionreasoner():
+    scores = [rewards.visionreasoner_score(t, [[1, 2, 30, 40], [5, 5, 9, 9]], [[5, 6], [6, 6]]) for t in TEXTS]
+    assert_in_range(scores, "visionreasoner")
+    assert max(s["accuracy"] for s in scores) == 3.0
+
+
+@pytest.mark.slow
+def test_hostile_star():
+    h = w = 48
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = [rect(h, w, 1, 2, 30, 40)]
+    seg = FakeSegmenter()
+    scores = []
+    for i in range(0, len(TEXTS), 8):
+        scores += rewards.star_group_scores(TEXTS[i:i + 8], gt, seg, image)
+    assert len(scores) == len(TEXTS)
+    assert_in_range(scores, "star")
+    assert seg.predict_many_calls <= len(TEXTS) // 8
+    assert max(s["accuracy"] for s in scores) > 0
+
+
+@pytest.mark.slow
+def test_hostile_simpleseg():
+    gt = [rect(32, 32, 3, 3, 16, 12)]
+    scores = [rewards.simpleseg_score(t, gt, (32, 32)) for t in TEXTS]
+    assert_in_range(scores, "simpleseg")
+    assert max(s["iou"] for s in scores) > 0
+
+
+@pytest.mark.slow
+def test_hostile_clicks():
+    pytest.importorskip("seglib.clicker")
+    h, w = 40, 40
+    state = rewards.ClickState(image=np.zeros((h, w, 3), np.uint8), gt_mask=rect(h, w, 10, 10, 20, 20))
+    seg = FakeSegmenter()
+    scores = []
+    for i in range(0, len(TEXTS), 8):
+        scores += rewards.clicks_group_scores(TEXTS[i:i + 8], state, seg, prm=True)
+    assert_in_range(scores, "clicks")
+    assert max(s["iou_gain"] for s in scores) > 0 or max(s["format"] for s in scores) == 1.0
+
+
+# =========================================================================== trl adapters
+def test_completion_text_forms():
+    assert rewards.completion_text("abc") == "abc"
+    assert rewards.completion_text([{"role": "assistant", "content": "abc"}]) == "abc"
+    assert rewards.completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"},
+                                                                       {"type": "text", "text": "b"}]}]) == "ab"
+    assert rewards.completion_text(None) == ""
+
+
+def test_trl_adapters_one_function_per_component_named_and_shared():
+    funcs = rewards.trl_reward_functions("segzero")
+    assert [f.__name__ for f in funcs] == ["segzero_think_format", "segzero_answer_format", "segzero_bbox_iou",
+                                          "segzero_bbox_l1", "segzero_points"]
+    completions = [[{"role": "assistant", "content": segzero_text(GT_BOX, [2, 2], [7, 7])}], "junk"]
+    cols = {"gt_box": [GT_BOX, GT_BOX], "gt_points": [GT_PTS, GT_PTS]}
+    assert [f(prompts=["p", "p"], completions=completions, **cols) for f in funcs] == [[1.0, 0.0]] * 5
+    w = rewards.trl_reward_functions("segzero", weights={"points": 0.5})
+    assert w[-1](["p"], ["junk"], gt_box=[GT_BOX], gt_points=[GT_PTS]) == [0.0]
+
+
+def test_trl_star_adapter_groups_rows_and_calls_segmenter_once_per_group(tmp_path):
+    h, w = 40, 60
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = rect(h, w, 0, 0, 9, 9)
+    seg = FakeSegmenter()
+    funcs = rewards.trl_reward_functions("star", segmenter=seg)
+    assert [f.__name__ for f in funcs] == ["star_format", "star_accuracy", "star_count"]
+    good = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": "a"}])
+    completions = [good, "junk", good, good]  # two prompts, G = 2
+    cols = {"sample_id": ["s1", "s1", "s2", "s2"], "image": [image] * 4,
+            "target_rles": [[encode_rle(gt)]] * 2 + [[]] * 2}
+    results = [f(["p"] * 4, completions, **cols) for f in funcs]
+    assert results == [[4.0, 0.0, 4.0, 4.0], [5.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+    assert seg.predict_many_calls == 2  # one per prompt group, shared by the three components
+
+
+def test_trl_clicks_adapter_replays_history():
+    pytest.importorskip("seglib.clicker")
+    h, w = 50, 100
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = rect(h, w, 49, 24, 51, 26) | rect(h, w, 9, 9, 11, 11)
+    seg = FakeSegmenter()
+    funcs = rewards.trl_reward_functions("clicks", segmenter=seg)
+    assert [f.__name__ for f in funcs] == ["clicks_format", "clicks_iou_gain"]
+    cols = {"image": [image] * 2, "target_rles": [[encode_rle(gt)]] * 2, "clicks": [[[50, 25, True]]] * 2}
+    gains = funcs[1](["p", "p"], ["Positive point: (105, 210)", "x"], **cols)
+    assert gains == pytest.approx([0.5, 0.0])  # IoU 9/18 → 18/18
+    assert seg.predict_calls == 1  # the one-click history, replayed once for the group
+
+
+def test_hostile_smoke_all_scorers_fast():
+    """Every 10th hostile completion through every scorer: the unmarked, seconds-long version of the above."""
+    pytest.importorskip("seglib.clicker")
+    texts = TEXTS[::10]
+    h = w = 48
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = rect(h, w, 1, 2, 30, 40)
+    seg = FakeSegmenter()
+    assert_in_range([rewards.segzero_score(t, [1, 2, 30, 40], [[5, 6], [6, 6]]) for t in texts], "segzero")
+    assert_in_range([rewards.visionreasoner_score(t, [[1, 2, 30, 40]], [[5, 6]]) for t in texts], "visionreasoner")
+    assert_in_range(rewards.star_group_scores(texts, [gt], seg, image), "star")
+    assert_in_range([rewards.simpleseg_score(t, [gt], (h, w)) for t in texts], "simpleseg")
+    state = rewards.ClickState(image=image, gt_mask=gt)
+    assert_in_range(rewards.clicks_group_scores(texts, state, seg, prm=True), "clicks")
