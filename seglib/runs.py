@@ -154,8 +154,12 @@ def run_notebooks(
     kernel_name: str = "python3",
 ) -> Path:
     """Execute the notebooks into a run folder and return its path."""
+    import logging
+
     import papermill as pm
 
+    # papermill warns about parameter lines it cannot parse (inline comments) although it injects them fine
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     params = load_params(params_path, overrides, notebook_dir=notebook_dir)
     paths = select_notebooks(notebook_paths(notebook_dir), only)
     if not paths:
