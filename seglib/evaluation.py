@@ -391,14 +391,6 @@ def main_split(records_by_name: dict[str, list[dict]]) -> str | None:
     return sorted(splits, key=lambda s: (PREFERRED_SPLITS.index(s) if s in PREFERRED_SPLITS else 99, s))[0]
 
 
-def _best_name(entries: dict, paradigm: str, strategy: str, stages=("star", "grpo", "sft")) -> str | None:
-    for stage in stages:
-        for name, e in entries.items():
-            if e["paradigm"] == paradigm and e["strategy"] == strategy and e["stage"] == stage:
-                return name
-    return None
-
-
 def _find(entries: dict, paradigm: str, stage: str, strategy: str) -> str | None:
     for name, e in entries.items():
         if e["paradigm"] == paradigm and e["stage"] == stage and e["strategy"] == strategy:
@@ -449,19 +441,22 @@ class Claim:
     a: tuple[str, str]  # (stage, strategy) of the baseline; stage "*" = best available
     b: tuple[str, str]
     needs: str  # what the run lacks when not measured
+    splits: tuple[str, ...] = ("test",)  # preferred splits, best match to the paper's benchmark first
 
 
 CLAIMS = (
     Claim("Seg-Zero", "RL (GRPO) on box + points beats the same model without RL",
           "published: ReasonSeg test gIoU/cIoU 47.6/37.4 (Qwen2.5-VL-3B + SAM2, no RL) -> 56.1/48.6 "
           "(Seg-Zero-3B), i.e. +8.5/+11.2",
-          "boxpoints", ("sft", "greedy"), ("grpo", "greedy"), "sft-boxpoints and grpo-boxpoints greedy predictions"),
+          "boxpoints", ("sft", "greedy"), ("grpo", "greedy"), "sft-boxpoints and grpo-boxpoints greedy predictions",
+          ("test_reasoning", "test")),
     Claim("VisionReasoner", "multi-object rewards (Hungarian matching) beat Seg-Zero's single-object rewards",
           "published: ReasonSeg test gIoU/cIoU 57.5/52.0 (Seg-Zero-7B) -> 63.6/55.7 (VisionReasoner-7B)",
-          "boxpoints", ("", ""), ("", ""), "two GRPO checkpoints trained with each reward"),
+          "boxpoints", ("", ""), ("", ""), "two GRPO checkpoints trained with each reward", ("test_reasoning", "test")),
     Claim("StAR", "mask majority voting over N samples beats a single answer",
           "published: ReasonSeg test gIoU/cIoU 67.5/61.3 -> 68.5/65.0 (StAR-7B, N = 32), i.e. +1.0/+3.7",
-          "boxpoints", ("*", "greedy"), ("*", "vote"), "a boxpoints checkpoint with greedy and vote predictions"),
+          "boxpoints", ("*", "greedy"), ("*", "vote"), "a boxpoints checkpoint with greedy and vote predictions",
+          ("test_reasoning", "test")),
     Claim("SegAgent", "PRM-guided stopping (tree search, K = 1) beats plain greedy clicking",
           "published: +2.4 (DIS) / +4.1 (ThinObject) mIoU on HRES with K = 1",
           "clicks", ("*", "greedy"), ("*", "prm_search_k1"), "clicks greedy and prm_search_k1 predictions"),
@@ -512,17 +507,21 @@ def claims_table(entries: dict, records_by_name: dict[str, list[dict]], split: s
         b = _resolve(entries, c.paradigm, c.b[0], c.b[1], c.a)
         if a and b and c.a[0] == "*" and entries[a]["checkpoint"] != entries[b]["checkpoint"]:
             b = None
-        row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": split,
+        where = split
+        if a and b:
+            shared = {r["split"] for r in records_by_name[a]} & {r["split"] for r in records_by_name[b]}
+            where = next((sp for sp in c.splits if sp in shared), split if split in shared else None)
+        row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where,
                "n": 0, "delta_giou": None, "delta_ciou": None, "ci95_giou": None}
-        if a is None or b is None or split is None:
+        if a is None or b is None or where is None:
             row["measured"] = f"not measured: the run lacks {c.needs}"
         else:
-            d = paired_delta(records_by_name[a], records_by_name[b], split)
+            d = paired_delta(records_by_name[a], records_by_name[b], where)
             row.update({k: d[k] for k in ("n", "delta_giou", "delta_ciou", "ci95_giou")})
             if d["n"] == 0:
-                row["measured"] = f"not measured: {a} and {b} share no {split} samples"
+                row["measured"] = f"not measured: {a} and {b} share no {where} samples"
             else:
-                row["measured"] = (f"{b} vs {a} on {split} (n = {d['n']}): "
+                row["measured"] = (f"{b} vs {a} on {where} (n = {d['n']}): "
                                    f"{d['delta_giou']:+.1f} gIoU / {d['delta_ciou']:+.1f} cIoU points")
         row["verdict"] = verdict(row["delta_giou"], row["ci95_giou"])
         rows.append(row)
@@ -669,6 +668,7 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figdir = Path(run_dir) / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -724,6 +724,7 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
                 ax.plot(range(1, len(c["iou_vs_clicks"]) + 1), [100 * v for v in c["iou_vs_clicks"]], "x--",
                         label=f"{n} ({split}), last step, no PRM")
         ax.set_xlabel("steps T")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("gIoU (points)")
         ax.set_title("PRM tree search: IoU vs T and K (SegAgent)")
         ax.legend(fontsize=6)
@@ -737,14 +738,15 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
         for thr in (85, 90):
             ax.axhline(thr, color="grey", lw=0.6, ls=":")
         ax.set_xlabel("clicks")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("mIoU (points)")
         ax.set_title("IoU vs clicks")
         ax.legend(fontsize=6)
         save(fig, "07_iou_vs_clicks.png")
-    if search and records_by_name:
+    pairs = {n: calibration_pairs(records_by_name[n]) for n in search} if records_by_name else {}
+    if any(p for p, _ in pairs.values()):
         fig, ax = plt.subplots(figsize=(4, 4))
-        for n in search:
-            pred, true = calibration_pairs(records_by_name[n])
+        for n, (pred, true) in pairs.items():
             if pred:
                 ax.scatter(np.array(true) * 100, np.array(pred) * 100, s=8, alpha=0.5, label=n)
         ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
@@ -754,3 +756,91 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
         ax.legend(fontsize=6)
         save(fig, "07_calibration.png")
     return written
+
+
+# --------------------------------------------------------------------------- galleries for notebook 06
+
+
+CLUSTER_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+                   (240, 50, 230), (210, 245, 60))
+
+
+def hardest(records: Sequence[dict], n: int) -> list[dict]:
+    """The ``n`` records with the lowest IoU (ties by sample id)."""
+    scored = sorted(records, key=lambda r: (score_record(r).iou, r["sample_id"]))
+    return scored[:n]
+
+
+def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n: int = 6):
+    """Hard cases of a vote file: each cluster's mask outlined in its colour, with votes; chosen ones filled.
+
+    ``images`` maps sample id → uint8 RGB image. Returns the figure.
+    """
+    import cv2
+    import matplotlib.pyplot as plt
+
+    picked = hardest([r for r in records if r.get("vote")], n)
+    cols = max(1, len(picked))
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.6), squeeze=False)
+    for ax, r in zip(axes[0], picked):
+        img = images[r["sample_id"]].copy()
+        gt = _gt(r)
+        contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, (255, 255, 255), 1)
+        labels = []
+        for ci, c in enumerate(r["vote"]["clusters"]):
+            colour = CLUSTER_COLOURS[ci % len(CLUSTER_COLOURS)]
+            m = decode_rle(c["rle"])
+            if c["chosen"]:
+                img[m] = (0.5 * img[m] + 0.5 * np.array(colour)).astype(np.uint8)
+            cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(img, cs, -1, colour, 1)
+            labels.append(f"{c['votes']}{'*' if c['chosen'] else ''}")
+        ax.imshow(img)
+        ax.set_axis_off()
+        iou = score_record(r).iou
+        empty = " empty-majority" if r["vote"]["empty"] else ""
+        ax.set_title(f"{r['sample_id']} [{r['kind']}] IoU {100 * iou:.0f}\nvotes/cluster: {' '.join(labels) or '—'}"
+                     f" of {r['vote']['n']}{empty}", fontsize=7)
+    fig.suptitle("Majority voting on hard cases (white: ground truth; * chosen cluster, filled)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_search_strip(record: dict, image: np.ndarray):
+    """One PRM search path: a column per step, a row per candidate; predicted / true IoU; chosen boxed."""
+    import matplotlib.pyplot as plt
+
+    from seglib.masks import overlay
+
+    steps = record.get("steps") or []
+    k = max((len(s.get("candidates") or [s]) for s in steps), default=1)
+    fig, axes = plt.subplots(k, max(len(steps), 1), figsize=(2.2 * max(len(steps), 1), 2.4 * k), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for j, s in enumerate(steps):
+        for i, c in enumerate(s.get("candidates") or [s]):
+            ax = axes[i, j]
+            m = decode_rle(c["mask_rle"]) if c.get("mask_rle") else np.zeros(image.shape[:2], bool)
+            ax.imshow(overlay(image, m))
+            if c.get("click"):
+                x, y, pos = c["click"]
+                ax.plot(x, y, "o", color="lime" if pos else "red", ms=5, mec="black")
+            pi = "—" if c.get("pred_iou") is None else f"{100 * c['pred_iou']:.0f}"
+            ti = "—" if c.get("iou") is None else f"{100 * c['iou']:.0f}"
+            chosen = i == s.get("chosen", 0)
+            best = j + 1 == record.get("best_step")
+            ax.set_title(f"t{j + 1} c{i}: pred {pi} / true {ti}{' (best)' if chosen and best else ''}", fontsize=7,
+                         color="blue" if chosen else "black")
+            if chosen:
+                for side in ax.spines.values():
+                    side.set_visible(True)
+                    side.set_edgecolor("blue")
+                    side.set_linewidth(2)
+                ax.set_axis_on()
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.suptitle(f"PRM search, {record['checkpoint']} {record['strategy']} on {record['sample_id']}: "
+                 f"stopped by {record.get('stopped_by')}, best step {record.get('best_step')}", fontsize=9)
+    fig.tight_layout()
+    return fig

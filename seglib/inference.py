@@ -171,29 +171,34 @@ class PolicySpec:
     """How a checkpoint was trained to read and write: its paradigm and prompt form.
 
     ``template``: the paradigm's prompt template key (None = the paradigm's
-    default); ``style``: boxpoints answer style ("segzero" | "list");
+    default); ``style``: boxpoints answer style ("segzero" | "list"; None =
+    SFT's per-sample choice);
     ``resize``: boxpoints Seg-Zero frame side (None = pixels of the image as
     given); ``prm``: clicks policy writes ``Current IoU: …`` first.
     """
 
     paradigm: str
     template: str | None = None
-    style: str = "list"
+    style: str | None = None
     resize: int | None = None
     prm: bool = False
 
     def prompt(self, sample: Any) -> str:
-        from seglib.paradigms import get
-
-        mod = get(self.paradigm)
-        if self.paradigm == "boxpoints":
-            return mod.prompt(sample, style=self.style, template=self.template)
+        """The user prompt exactly as SFT built it (``seglib.train.sft.prompt_and_target``)."""
         if self.paradigm == "clicks":
-            return mod.prompt(sample, prm=self.prm, template=self.template)
-        return mod.prompt(sample, template=self.template or "default")
+            from seglib.paradigms import clicks
+
+            return clicks.prompt(sample, prm=self.prm, template=self.template)
+        from seglib.train.sft import prompt_and_target
+
+        options = {"prompt_template": self.template}
+        if self.paradigm == "boxpoints" and self.style:
+            options["style"] = self.style
+        return prompt_and_target(self.paradigm, sample, options)[0]
 
 
 TASK_FILES = ("task.json", "seglib_task.json", "sft_done.json", "grpo_done.json", "star_done.json")
+_TASK_ALIASES = {"prompt_template": "template", "boxpoints_style": "style", "segzero_resize": "resize"}
 
 
 def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **overrides: Any) -> PolicySpec:
@@ -217,6 +222,7 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
                 raise ValueError(f"{f}: not valid JSON ({err})") from None
             for block in (data, data.get("task") if isinstance(data, dict) else None):
                 if isinstance(block, dict):
+                    block = {_TASK_ALIASES.get(k, k): v for k, v in block.items()}
                     found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "prm")
                                   if k in block and k not in found})
     tail = checkpoint_dir.name.split("-", 1)[-1]
@@ -504,3 +510,80 @@ def predict_split(
             bar.update(1)
     bar.close()
     return path
+
+
+# --------------------------------------------------------------------------- a whole run folder
+
+CHECKPOINT_PREFIXES = ("sft-", "grpo-", "star-")
+
+
+def find_checkpoints(run_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+    """The run's finished checkpoints (``checkpoints/sft-*``, ``grpo-*``, ``star-*``) in stage order.
+
+    A folder counts when it holds a model (``config.json``) or a LoRA adapter
+    (``adapter_config.json``). ``names`` keeps only those folder names.
+    """
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    order = {p: i for i, p in enumerate(CHECKPOINT_PREFIXES)}
+    found = [d for d in root.iterdir() if d.is_dir() and d.name.startswith(CHECKPOINT_PREFIXES)
+             and ((d / "config.json").exists() or (d / "adapter_config.json").exists())]
+    if names is not None:
+        found = [d for d in found if d.name in set(names)]
+    return sorted(found, key=lambda d: (order[d.name.split("-", 1)[0] + "-"], d.name))
+
+
+def limit_per_split(samples: Sequence[Any], max_per_split: int | None) -> list[Any]:
+    """The first ``max_per_split`` samples of each split (all with None), order kept."""
+    if max_per_split is None:
+        return list(samples)
+    seen: dict[str, int] = {}
+    out = []
+    for s in samples:
+        if seen.get(s.split, 0) < max_per_split:
+            out.append(s)
+            seen[s.split] = seen.get(s.split, 0) + 1
+    return out
+
+
+def run_checkpoint(
+    checkpoint_dir: str | Path,
+    samples: Sequence[Any],
+    run_dir: str | Path,
+    strategies: Sequence[str] = ("greedy",),
+    segmenter: Any = None,
+    device: str = "cpu",
+    n_samples: int = 8,
+    temperature: float = 1.0,
+    top_p: float = 0.9,
+    max_new_tokens: int = 128,
+    max_clicks: int = 5,
+    search_t: int = 5,
+    search_k: Sequence[int] = (1,),
+    patience: int | None = 1,
+    batch_size: int = 8,
+    seed: int = 0,
+    spec: PolicySpec | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Every enabled strategy that fits the checkpoint's paradigm; returns the prediction files.
+
+    ``vote``/``sample`` apply to boxpoints and polygon; ``prm_search`` to a
+    clicks policy that writes its IoU (``spec.prm``), once per K in ``search_k``.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    spec = spec or checkpoint_spec(checkpoint_dir)
+    policy = load_checkpoint_policy(checkpoint_dir, device=device, max_new_tokens=max_new_tokens,
+                                    temperature=temperature, top_p=top_p, batch_size=batch_size)
+    paths = []
+    for strategy in strategies:
+        if spec.paradigm == "clicks" and strategy in ("sample", "vote"):
+            continue
+        if strategy == "prm_search" and (spec.paradigm != "clicks" or not spec.prm):
+            continue
+        for k in (search_k if strategy == "prm_search" else (1,)):
+            paths.append(predict_split(samples, policy, segmenter, spec, run_dir, checkpoint_dir.name, strategy,
+                                       n_samples=n_samples, max_clicks=max_clicks, search_k=k, search_t=search_t,
+                                       patience=patience, batch_size=batch_size, seed=seed, progress=progress))
+    return paths
