@@ -189,11 +189,18 @@ class PolicySpec:
             from seglib.paradigms import clicks
 
             return clicks.prompt(sample, prm=self.prm, template=self.template)
-        from seglib.train.sft import prompt_and_target
-
         options = {"prompt_template": self.template}
         if self.paradigm == "boxpoints" and self.style:
             options["style"] = self.style
+        try:
+            from seglib.train.sft import prompt_and_target
+        except ImportError:  # a tree without the training code: the paradigm's own prompt
+            from seglib.paradigms import get
+
+            mod = get(self.paradigm)
+            if self.paradigm == "boxpoints":
+                return mod.prompt(sample, style=self.style or "list", template=self.template)
+            return mod.prompt(sample, template=self.template or "default")
         return prompt_and_target(self.paradigm, sample, options)[0]
 
 
