@@ -149,3 +149,19 @@ def test_reasonseg_errors_name_file_and_shape(tmp_path):
     (root / "val" / "img1.jpg").unlink()
     with pytest.raises(DataError, match=r"img1.json: no image"):
         load_reasonseg(root)
+
+
+def test_prepare_dataset_from_refcoco_with_reasonseg(tmp_path):
+    from seglib.data import prepare_dataset
+
+    root, rs = _refcoco_root(tmp_path), _reasonseg_root(tmp_path)
+    out = tmp_path / "run" / "data"
+    prepare_dataset("refcoco", out, data_root=root, refcoco_dataset="refcocog", refcoco_split_by="umd",
+                    reasonseg_root=rs, n_images=None)
+    samples = load_samples(out)
+    assert [(s.split, s.kind, s.query) for s in samples] == [
+        ("train", "referring", "the dog on the left"), ("train", "referring", "brown dog"),
+        ("val", "referring", "small cat top right"),
+        ("val_reasoning", "reasoning", "what would you sit on?"), ("val_reasoning", "reasoning", "the chair")]
+    assert samples[0].target_boxes() == [[2, 3, 9, 7]] and samples[0].image().shape == (H, W, 3)
+    assert "ignore_rles" in samples[3].meta

@@ -224,3 +224,19 @@ def test_hf_rows(tmp_path):
     m = samples[0].target_masks()[0]
     ys, xs = np.nonzero(m)
     assert samples[0].target_boxes()[0] == [xs.min(), ys.min(), xs.max(), ys.max()]
+
+
+def test_label_maps_and_attribute_only_forms(tmp_path):
+    from seglib.data.synthref import label_maps
+
+    generate(tmp_path, 10, seed=5, image_size=64, difficulty="medium", referring_forms={"attr": 1.0})
+    inst, refs = _load(tmp_path)
+    assert all("extreme" not in r["spec"] and "relation" not in r["spec"] for r in refs if r["kind"] == "referring")
+    maps = label_maps(tmp_path, 1)
+    anns = [a for a in inst["annotations"] if a["image_id"] == 1]
+    assert sorted(np.unique(maps["instance"][maps["instance"] > 0])) == sorted(a["id"] for a in anns)
+    for a in anns:
+        m = mask_utils.decode({"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}).astype(bool)
+        assert np.array_equal(maps["instance"] == a["id"], m)
+        assert (maps["shape"][m] > 0).all() and (maps["colour"][m] > 0).all()
+    assert ((maps["shape"] == 0) == (maps["instance"] == 0)).all()

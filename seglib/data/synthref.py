@@ -79,19 +79,22 @@ SCENE_PROPERTIES = {"most_corners": "with the most corners"}  # relative to the 
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     # Easy: for tiny VLMs trained from scratch in minutes. Few large objects, distinct solid colours
-    # and shapes, no occlusion, plain or gradient backgrounds.
+    # and shapes, no occlusion, plain or gradient backgrounds, mostly attribute referring queries.
+    # ``forms``: how often a referring query uses attributes / an extreme position / a relation.
     "easy": dict(n_objects=(1, 3), p_small=0.2, r_small=(0.09, 0.12), r_large=(0.16, 0.23),
                  colours=("red", "green", "blue", "yellow", "purple", "white"), distinct_colours=True,
                  distinct_shapes=True, backgrounds=("plain", "gradient"), fills=("solid",), colour_jitter=0,
-                 min_visible=1.0, separation=1.1),
+                 min_visible=1.0, separation=1.1, forms={"attr": 0.8, "extreme": 0.1, "relation": 0.1}),
     "medium": dict(n_objects=(1, 4), p_small=0.35, r_small=(0.08, 0.11), r_large=(0.14, 0.21),
                    colours=("red", "green", "blue", "yellow", "orange", "purple", "pink", "white"),
                    distinct_colours=False, distinct_shapes=False, backgrounds=("plain", "gradient", "noise"),
-                   fills=("solid", "shaded"), colour_jitter=12, min_visible=0.75, separation=0.6),
+                   fills=("solid", "shaded"), colour_jitter=12, min_visible=0.75, separation=0.6,
+                   forms={"attr": 0.5, "extreme": 0.25, "relation": 0.25}),
     "hard": dict(n_objects=(1, 6), p_small=0.45, r_small=(0.06, 0.09), r_large=(0.12, 0.2),
                  colours=tuple(COLOURS), distinct_colours=False, distinct_shapes=False,
                  backgrounds=("plain", "gradient", "noise", "stripes", "checker"),
-                 fills=("solid", "shaded", "stripes", "noise"), colour_jitter=20, min_visible=0.5, separation=0.3),
+                 fills=("solid", "shaded", "stripes", "noise"), colour_jitter=20, min_visible=0.5, separation=0.3,
+                 forms={"attr": 0.4, "extreme": 0.3, "relation": 0.3}),
 }
 MIN_VISIBLE_PX = 12          # an object whose visible part is smaller is not placed
 SPATIAL_MARGIN = 0.06        # × image size: closer centres make "left of"/"leftmost" ambiguous → rejected
@@ -367,8 +370,11 @@ def _landmark_text(objects: list[dict], j: int, S: int) -> str | None:
 
 
 def referring_spec(objects: list[dict], t: int, S: int, rng: np.random.Generator,
-                   landmark_texts: list[str | None] | None = None) -> dict | None:
-    """A program selecting exactly object ``t``: attributes, an extreme position or a relation."""
+                   landmark_texts: list[str | None] | None = None, weights: dict[str, float] | None = None) -> dict | None:
+    """A program selecting exactly object ``t``: attributes, an extreme position or a relation.
+
+    ``weights`` sets how often each form is chosen among those that single ``t`` out.
+    """
     if landmark_texts is None:
         landmark_texts = [_landmark_text(objects, j, S) for j in range(len(objects))]
     forms: dict[str, list[dict]] = {"attr": [], "extreme": [], "relation": []}
@@ -388,8 +394,8 @@ def referring_spec(objects: list[dict], t: int, S: int, rng: np.random.Generator
                 s = {**spec, "relation": {"rel": rel, "landmark": j, "landmark_text": lt}}
                 if _spatial(objects, cand, s, S) == {t}:
                     forms["relation"].append(s)
-    weights = {"attr": 0.5, "extreme": 0.25, "relation": 0.25}
-    avail = [f for f in forms if forms[f]]
+    weights = weights or {"attr": 0.5, "extreme": 0.25, "relation": 0.25}
+    avail = [f for f in forms if forms[f] and weights.get(f, 0) > 0]
     if not avail:
         return None
     p = np.array([weights[f] for f in avail])
@@ -496,6 +502,7 @@ def generate(
     refs_per_image: int = 4,
     p_multi: float = 0.5,
     p_empty: float = 0.35,
+    referring_forms: dict[str, float] | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict:
@@ -507,7 +514,9 @@ def generate(
     0.7/0.1/0.1/0.1). ``test_reasoning`` images carry only reasoning queries; other splits carry
     none unless ``reasoning_in_train``. Each image gets up to ``refs_per_image`` refs: one referring
     ref per object (shuffled), a multi ref with probability ``p_multi`` and an empty one with
-    ``p_empty`` when such a query exists. Refuses a folder that already holds a dataset.
+    ``p_empty`` when such a query exists. ``referring_forms`` overrides the difficulty's weights of
+    referring forms, e.g. ``{"attr": 1.0}`` for attribute-only referring queries (no "leftmost",
+    no "left of the ring"). Refuses a folder that already holds a dataset.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -518,6 +527,8 @@ def generate(
     if bad:
         raise ValueError(f"unknown shape or kind {bad}; shapes: {SHAPES}, kinds: {KINDS}")
     cfg = dict(DIFFICULTIES[difficulty])
+    if referring_forms is not None:
+        cfg["forms"] = dict(referring_forms)
     if max_objects is not None:
         cfg["n_objects"] = (min(cfg["n_objects"][0], max_objects), max_objects)
     fractions = dict(split_fractions or {"train": 0.7, "val": 0.1, "test": 0.1, "test_reasoning": 0.1})
@@ -587,7 +598,8 @@ def generate(
     settings = {"n_images": n_images, "seed": seed, "image_size": image_size, "shapes": list(shapes),
                 "max_objects": max_objects, "difficulty": difficulty, "kinds": list(kinds),
                 "split_fractions": fractions, "reasoning_in_train": reasoning_in_train,
-                "refs_per_image": refs_per_image, "p_multi": p_multi, "p_empty": p_empty}
+                "refs_per_image": refs_per_image, "p_multi": p_multi, "p_empty": p_empty,
+                "referring_forms": cfg["forms"]}
     _dump(out_dir / "instances.json", instances)
     _dump(out_dir / "refs.json", refs)
     _dump(out_dir / "synthref.json", settings)
@@ -627,7 +639,7 @@ def _image_specs(objects, S, split, kinds, reasoning_here, budget, p_multi, p_em
         for t in rng.permutation(len(objects)):
             if len(out) >= budget:
                 break
-            spec = referring_spec(objects, int(t), S, rng, landmark_texts)
+            spec = referring_spec(objects, int(t), S, rng, landmark_texts, cfg.get("forms"))
             if spec is not None:
                 out.append(({**spec, "kind": "referring"}, {int(t)}))
     if "multi" in kinds and len(out) < budget + 1 and rng.random() < p_multi:
@@ -642,4 +654,31 @@ def _image_specs(objects, S, split, kinds, reasoning_here, budget, p_multi, p_em
     return out
 
 
-__all__ = ["COLOURS", "DIFFICULTIES", "KINDS", "PROPERTIES", "SHAPES", "SPLITS", "evaluate", "generate", "make_scene"]
+
+def label_maps(data_dir: str | Path, image_id: int) -> dict[str, np.ndarray]:
+    """Dense per-pixel labels of one SynthRef image, from its annotations' attributes.
+
+    Returns int16 (H, W) maps ``shape`` (0 = background, else 1 + index in ``SHAPES``),
+    ``colour`` (0, else 1 + index in ``COLOURS``) and ``instance`` (0, else the annotation id):
+    targets for a dense auxiliary loss or a vision-tower pre-training stage (issue 4).
+    Reads ``instances.json`` each call; cache the result when calling per image in a loop.
+    """
+    from seglib.data import rle_to_mask
+
+    inst = json.loads((Path(data_dir) / "instances.json").read_text())
+    im = next((i for i in inst["images"] if i["id"] == image_id), None)
+    if im is None:
+        raise KeyError(f"{Path(data_dir) / 'instances.json'}: no image {image_id}")
+    out = {k: np.zeros((im["height"], im["width"]), np.int16) for k in ("shape", "colour", "instance")}
+    colour_names = list(COLOURS)
+    for a in inst["annotations"]:
+        if a["image_id"] != image_id:
+            continue
+        m = rle_to_mask(a["segmentation"])
+        out["shape"][m] = SHAPES.index(a["attributes"]["shape"]) + 1
+        out["colour"][m] = colour_names.index(a["attributes"]["colour"]) + 1
+        out["instance"][m] = a["id"]
+    return out
+
+
+__all__ = ["COLOURS", "DIFFICULTIES", "KINDS", "PROPERTIES", "SHAPES", "SPLITS", "evaluate", "generate", "label_maps", "make_scene"]
