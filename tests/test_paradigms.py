@@ -379,3 +379,28 @@ def test_clicks_state_image_is_green_overlay():
     assert s[1, 2].tolist() == [50, 178, 50] and s[0, 0].tolist() == [100, 100, 100]
     assert (clicks.state_image(image, None) == image).all()
     assert "red disc" in clicks.prompt("red disc") and "IoU" in clicks.prompt("red disc", prm=True)
+
+
+def test_size_and_nesting_guards():
+    item = '{"bbox_2d": [1, 2, 3, 4], "point_2d": [2, 3]}'
+    ok = "<answer>[" + ", ".join([item] * 100) + "]</answer>"  # 100 objects fit under the cap
+    assert len(boxpoints.parse(ok).objects) == 100
+    too_long = "<answer>[" + ", ".join([item] * 400) + "]</answer>"  # ~18,000 characters
+    assert boxpoints.parse(too_long) is None
+    assert paradigms.loads_json("[[[[[[[1]]]]]]]") == [[[[[[[1]]]]]]]  # 7 levels: still JSON
+    assert paradigms.loads_json("[[[[[[[[1]]]]]]]]") is None  # 8 consecutive openers: runaway nesting
+    assert paradigms.loads_json("[NaN]") is None and paradigms.loads_json("[1e999]") == [float("inf")]
+
+
+def test_decode_with_the_classic_segmenter():
+    """The real default backend accepts the prompts boxpoints and clicks build."""
+    from seglib.segmenters import build_segmenter
+
+    seg = build_segmenter("classic")
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[10:30, 20:40] = (200, 30, 30)
+    ans = boxpoints.parse('<answer>[{"bbox_2d": [18, 8, 41, 31], "point_2d": [30, 20]}]</answer>')
+    mask = boxpoints.decode(ans, 48, 64, seg, image)
+    assert mask.shape == (48, 64) and mask[20, 30]
+    pred, cl = clicks.apply_action(clicks.parse("Positive point: (469, 427)"), [], seg, None, 48, 64)
+    assert (cl[0].x, cl[0].y) == (30, 20) and pred.mask[20, 30]  # 469·64/1000 − .5 = 29.5 → 30
