@@ -84,6 +84,11 @@ def _inside(point: Sequence[float], box: Sequence[float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
+def _tagged(text: Any) -> bool:
+    """Format rewards need the answer inside ``<answer>…</answer>`` (parsers also accept it bare)."""
+    return isinstance(text, str) and "<answer>" in text and "</answer>" in text
+
+
 def _finite(d: dict[str, float]) -> dict[str, float]:
     return {k: (float(v) if math.isfinite(float(v)) else 0.0) for k, v in d.items()}
 
@@ -122,7 +127,7 @@ def segzero_score(text: Any, gt_box: Sequence[float], gt_points: Sequence[Sequen
     """Seg-Zero's five rewards (each in [0, 1]; sum ≤ 5).
 
     - ``think_format``: the whole text is ``<think>…</think>\\s*<answer>…</answer>``.
-    - ``answer_format``: strict — the answer JSON is an object with exactly the
+    - ``answer_format``: the answer sits in ``<answer>`` tags, and strict — the JSON is an object with exactly the
       keys ``bbox`` (4 numbers), ``points_1`` and ``points_2`` (2 each); soft
       (``strict=False``) — a key containing "bbox" with 4 numbers and two keys
       containing "point" with 2 numbers each.
@@ -157,7 +162,7 @@ def segzero_score(text: Any, gt_box: Sequence[float], gt_points: Sequence[Sequen
         box = boxes[0] if boxes else None
         pts = _soft_key(data, "point", 2, 2)
         ok = box is not None and len(pts) == 2
-    out["answer_format"] = float(ok)
+    out["answer_format"] = float(ok and _tagged(text))
     if box is None or box[2] < box[0] or box[3] < box[1]:
         return out
     iou = float(_box_iou_matrix(np.array([box]), np.array([gt_b]))[0, 0])
@@ -204,7 +209,7 @@ def visionreasoner_score(text: Any, gt_boxes: Sequence[Sequence[float]], gt_poin
                          allowed_repeats: int = 0) -> dict[str, float]:
     """VisionReasoner's multi-object rewards.
 
-    - ``format`` [0, 3]: think format (1) + mean over answer items of
+    - ``format`` [0, 3]: think format (1) + (answer in ``<answer>`` tags) mean over answer items of
       ([valid ``bbox_2d``: 4 numbers] + [valid ``point_2d``: 2 numbers]); an
       empty list ``[]`` is well formed (2).
     - ``accuracy`` [0, 3]: M predictions × N targets, indicators inclusive-box
@@ -230,7 +235,8 @@ def visionreasoner_score(text: Any, gt_boxes: Sequence[Sequence[float]], gt_poin
         fmt += (box is not None) + (pt is not None)
         ok = box is not None and pt is not None and box[2] >= box[0] and box[3] >= box[1]
         parsed.append((box, pt) if ok else None)
-    out["format"] += fmt / len(items) if items else 2.0
+    if _tagged(text):
+        out["format"] += fmt / len(items) if items else 2.0
     M, N = len(parsed), len(gt_boxes)
     if M == 0 and N == 0:
         out["accuracy"] = 3.0
@@ -264,7 +270,7 @@ def star_tier(iou: float) -> int:
 def _star_format(text: Any, data: Any) -> float:
     items = _list_items(data)
     score = float(has_think_format(text))
-    if items is None:
+    if items is None or not _tagged(text):
         return score
     if not items:
         return score + 3.0
@@ -305,7 +311,7 @@ def star_group_scores(texts: Sequence[Any], gt_masks: Sequence[np.ndarray], segm
                       resize: int | None = None) -> list[dict[str, float]]:
     """StAR rewards for the G completions of one prompt: ONE ``set_image``, ONE ``predict_many``.
 
-    - ``format`` [0, 4]: think format (1) + mean over items of ([valid ``bbox_2d``]
+    - ``format`` [0, 4]: think format (1) + (answer in ``<answer>`` tags) mean over items of ([valid ``bbox_2d``]
       + [valid ``point_2d``] + [non-empty string ``label``]); ``[]`` is well formed (3).
       The label counts here only.
     - ``accuracy`` [0, 5]: each predicted object's mask comes from the segmenter

@@ -128,6 +128,9 @@ def test_segzero_formats_strict_and_soft():
     one_point = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2]}</answer>'
     s = rewards.segzero_score(one_point, GT_BOX, GT_PTS)
     assert s["answer_format"] == 0.0 and s["bbox_iou"] == 1.0 and s["points"] == 0.0
+    bare = json.dumps({"bbox": GT_BOX, "points_1": [2, 2], "points_2": [7, 7]})
+    s = rewards.segzero_score(bare, GT_BOX, GT_PTS)
+    assert s == {"think_format": 0.0, "answer_format": 0.0, "bbox_iou": 1.0, "bbox_l1": 1.0, "points": 1.0}
     inverted = segzero_text([9, 9, 0, 0], [2, 2], [7, 7])
     s = rewards.segzero_score(inverted, GT_BOX, GT_PTS)
     assert s["answer_format"] == 1.0 and s["bbox_iou"] == s["bbox_l1"] == s["points"] == 0.0
@@ -180,6 +183,9 @@ def test_visionreasoner_empty_and_format_cases():
     assert s["format"] == pytest.approx(1 + (2 + 1) / 2)
     assert s["accuracy"] == pytest.approx(3 / 2)  # the point-less item cannot match
     assert rewards.visionreasoner_score(vr_text(one, think=""), [[0, 0, 5, 5]], [[2, 2]])["format"] == 2.0
+    bare = json.dumps(one)  # parsable without tags: accuracy counts, format does not
+    assert rewards.visionreasoner_score(bare, [[0, 0, 5, 5]], [[2, 2]]) == {"format": 0.0, "accuracy": 3.0,
+                                                                           "non_repeat": 1.0}
 
 
 def test_visionreasoner_non_repeat():
@@ -449,3 +455,16 @@ def test_hostile_smoke_all_scorers_fast():
     assert_in_range([rewards.simpleseg_score(t, [gt], (h, w)) for t in texts], "simpleseg")
     state = rewards.ClickState(image=image, gt_mask=gt)
     assert_in_range(rewards.clicks_group_scores(texts, state, seg, prm=True), "clicks")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["", "<think>a</think><answer>", "<answer>[{\"bbox_2d\": "]))
+def test_rewards_in_range_on_arbitrary_text(text, prefix):
+    t = prefix + text
+    assert_in_range([rewards.segzero_score(t, GT_BOX, GT_PTS, strict=False)], "segzero")
+    assert_in_range([rewards.visionreasoner_score(t, [GT_BOX], [[2, 2]])], "visionreasoner")
+    assert_in_range([rewards.simpleseg_score(t, [rect(16, 16, 1, 1, 5, 5)], (16, 16))], "simpleseg")
