@@ -55,6 +55,22 @@ def test_same_seed_gives_byte_identical_files(tmp_path, hard):
     assert (hard / "refs.json").read_bytes() != (tmp_path / "other" / "refs.json").read_bytes()
 
 
+def test_identical_across_processes_with_other_hash_seeds(tmp_path, hard):
+    """String hashing differs per process; nothing may depend on set or hash order."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from seglib.data.synthref import generate; "
+            "generate(sys.argv[1], 48, seed=3, image_size=96, difficulty='hard')")
+    for hash_seed in ("1", "977"):
+        out = tmp_path / hash_seed
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        for name in ("refs.json", "instances.json"):
+            assert (out / name).read_bytes() == (hard / name).read_bytes(), (hash_seed, name)
+
+
 def _select(spec, anns, size):
     """Independent evaluation of a stored query program on the stored scene attributes."""
     by_id = {a["id"]: a["attributes"] for a in anns}

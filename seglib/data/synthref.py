@@ -433,7 +433,7 @@ def empty_spec(objects: list[dict], S: int, rng: np.random.Generator, colours: t
         for s in shapes:
             if (c in present_c or s in present_s) and evaluate(objects, {"colour": c, "shape": s}, S) == set():
                 cands.append({"colour": c, "shape": s})
-    for s in present_s:
+    for s in sorted(present_s):
         for size in ("small", "large"):
             if evaluate(objects, {"size": size, "shape": s}, S) == set():
                 cands.append({"size": size, "shape": s})
