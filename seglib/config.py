@@ -140,7 +140,9 @@ def load_params(
         if not isinstance(from_file, dict):
             raise ParamError(f"{path}: expected a mapping of parameter names to values")
     merged = dict(from_file)
-    merged.update(parse_override(o) for o in overrides)
+    parsed_overrides = [parse_override(o) for o in overrides]
+    override_keys = {k for k, _ in parsed_overrides}
+    merged.update(parsed_overrides)
     valid = sorted(set(known) | set(RUNNER_KEYS))
     resolved = {k: v for k, v in known.items() if k not in INJECTED_KEYS}
     for key, value in merged.items():
@@ -149,5 +151,9 @@ def load_params(
         if key not in known and key not in RUNNER_KEYS:
             where = f" in {params_path}" if key in from_file else " (override)"
             raise ParamError(f"unknown parameter {key!r}{where}; valid keys are: {', '.join(valid)}")
-        resolved[key] = check_value(key, value, known.get(key))
+        try:
+            resolved[key] = check_value(key, value, known.get(key))
+        except ParamError as err:  # name where the value came from: the file or a -p override
+            source = params_path if key in from_file and key not in override_keys else "-p override"
+            raise ParamError(f"{source}: {err}") from None
     return resolved

@@ -74,7 +74,13 @@ class Sample:
         return [box_of(m) for m in self.target_masks()]
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (``from_dict`` reads them back)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Sample":
+        return cls(**{k: d[k] for k in ("sample_id", "image_path", "query", "kind", "split", "height", "width")},
+                   target_rles=list(d.get("target_rles", [])), meta=dict(d.get("meta", {})))
 
 
 def read_image(path: str | Path, what: str = "", expect_hw: tuple[int, int] | None = None) -> np.ndarray:
@@ -195,6 +201,8 @@ def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None)
                 raise DataError(f"{inst_path}: annotation {ann_id} has no segmentation")
             rle_cache[ann_id] = segmentation_to_rle(ann["segmentation"], int(im["height"]), int(im["width"]),
                                                     f"{inst_path}: annotation {ann_id} (ref {ref_id})")
+            if not mask_utils.area({**rle_cache[ann_id], "counts": rle_cache[ann_id]["counts"].encode("ascii")}):
+                raise DataError(f"{inst_path}: annotation {ann_id} (ref {ref_id}) has an empty mask")
         return rle_cache[ann_id]
 
     samples: list[Sample] = []
