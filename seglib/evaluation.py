@@ -154,9 +154,16 @@ def _summary_from_scored(scored: Sequence[Scored]) -> dict:
 
 
 def stage_of(checkpoint: str) -> str:
-    """Training stage from the checkpoint folder name: sft-*, grpo-*, star-* (else 'base')."""
-    head = checkpoint.split("-", 1)[0].lower()
-    return head if head in ("sft", "grpo", "star") else "base"
+    """Training stage from the checkpoint folder name ``<stage>-<paradigm>[-<variant>]``.
+
+    sft-*, grpo-*, star-* give "sft", "grpo", "star"; a variant is kept
+    (``grpo-boxpoints-rlonly`` → "grpo-rlonly", RL from the base policy);
+    anything else is "base".
+    """
+    parts = checkpoint.lower().split("-")
+    if parts[0] not in ("sft", "grpo", "star"):
+        return "base"
+    return "-".join([parts[0], *parts[2:]])
 
 
 def _splits_in_order(records: Sequence[dict]) -> list[str]:
@@ -404,6 +411,8 @@ def comparisons(entries: dict, records_by_name: dict[str, list[dict]], split: st
     for paradigm in sorted({e["paradigm"] for e in entries.values()}):
         pairs.append((f"grpo vs sft ({paradigm}, greedy)", paradigm,
                       _find(entries, paradigm, "sft", "greedy"), _find(entries, paradigm, "grpo", "greedy")))
+        pairs.append((f"grpo-rlonly vs sft ({paradigm}, greedy)", paradigm,
+                      _find(entries, paradigm, "sft", "greedy"), _find(entries, paradigm, "grpo-rlonly", "greedy")))
         if paradigm == "clicks":
             pairs.append(("star vs sft (clicks, greedy)", paradigm,
                           _find(entries, paradigm, "sft", "greedy"), _find(entries, paradigm, "star", "greedy")))
@@ -574,7 +583,7 @@ def _d(v: float | None) -> str:
     return "—" if v is None else f"{v:+.1f}"
 
 
-STAGE_ORDER = {"base": 0, "sft": 1, "grpo": 2, "star": 3}
+STAGE_ORDER = {"base": 0, "sft": 1, "grpo-rlonly": 2, "grpo": 3, "star": 4}
 
 
 def results_table(metrics: dict) -> str:

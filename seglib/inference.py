@@ -213,7 +213,7 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
 
     Reads the first of ``TASK_FILES`` present that names the fields (at the top
     level or under ``"task"``); the paradigm otherwise comes from the folder
-    name (``sft-<paradigm>``, ``grpo-<paradigm>``, ``star-clicks``).
+    name (``sft-<paradigm>``, ``grpo-<paradigm>[-<variant>]``, ``star-clicks``).
     ``overrides`` win over both.
     """
     from seglib.paradigms import PARADIGMS
@@ -232,7 +232,8 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
                     block = {_TASK_ALIASES.get(k, k): v for k, v in block.items()}
                     found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "prm")
                                   if k in block and k not in found})
-    tail = checkpoint_dir.name.split("-", 1)[-1]
+    parts = checkpoint_dir.name.split("-")
+    tail = parts[1] if len(parts) > 1 else parts[0]
     paradigm = overrides.pop("paradigm", None) or paradigm or found.pop("paradigm", None) or tail
     found.pop("paradigm", None)
     if paradigm not in PARADIGMS:
