@@ -143,7 +143,7 @@ class ClickSession:
     pending: tuple[Click, float | None] | None = None
 
     def __post_init__(self) -> None:
-        self.image = np.ascontiguousarray(self.image, dtype=np.uint8)
+        self.image = np.array(self.image, dtype=np.uint8, copy=True, order="C")  # writable: torch wants that
         if self.image.ndim != 3 or self.image.shape[2] != 3:
             raise ValueError(f"ClickSession: image must be uint8 RGB (H, W, 3), got shape {self.image.shape}")
         if self.gt_mask is not None:

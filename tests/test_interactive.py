@@ -208,3 +208,20 @@ def test_real_classic_segmenter_positive_click_raises_iou():
     s.add_click(33, 27, True)
     assert s.iou > 0.5
     assert seg.encode_count == 1
+
+
+def test_checkpoint_policy_loads_and_proposes_without_raising(tmp_path, image, gt):
+    """The adapter end to end on an untrained tiny checkpoint: its text is noise, the session must not care."""
+    from seglib.models import build_tiny_policy
+
+    out = tmp_path / "sft-clicks"  # the folder name tells checkpoint_spec the paradigm
+    small = {"image_size": 56, "vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32,
+             "text_layers": 1, "text_heads": 2, "vocab_size": 300}
+    build_tiny_policy(small, ["Segment the square.", "Positive point: (412, 377)", "Negative point: (88, 901)"] * 10,
+                      out)
+    policy = ModelClickPolicy.from_checkpoint(str(out), max_new_tokens=8)
+    s = ClickSession(image, "the square", DiscSegmenter(), policy, gt_mask=gt)
+    click = s.suggest()
+    assert click is None or (0 <= click.x < W and 0 <= click.y < H)
+    added = s.auto_refine(2)
+    assert len(added) <= 2 and all(st.who == AGENT for st in added)
