@@ -256,3 +256,9 @@ def test_label_maps_and_attribute_only_forms(tmp_path):
         assert np.array_equal(maps["instance"] == a["id"], m)
         assert (maps["shape"][m] > 0).all() and (maps["colour"][m] > 0).all()
     assert ((maps["shape"] == 0) == (maps["instance"] == 0)).all()
+
+
+def test_sample_dict_round_trip(easy):
+    s = load_samples(easy)[0]
+    again = type(s).from_dict(json.loads(json.dumps(s.to_dict())))
+    assert again == s and np.array_equal(again.union_mask(), s.union_mask())
