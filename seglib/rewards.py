@@ -283,16 +283,17 @@ def _star_format(text: Any, data: Any) -> float:
 
 
 def _mask_iou_matrix(pred: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarray:
-    if not pred or not gt:
-        return np.zeros((len(pred), len(gt)))
-    # float64 counts are exact, and I / U then equals the same fraction as a Python float,
-    # so tier edges (0.8 = 80/100) are not pushed over by float32 rounding.
-    P = np.stack([p.reshape(-1) for p in pred]).astype(np.float64)
-    G = np.stack([g.reshape(-1) for g in gt]).astype(np.float64)
-    inter = P @ G.T
-    union = P.sum(1)[:, None] + G.sum(1)[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 1.0)
+    """(M, N) mask IoUs from exact integer pixel counts (no BLAS: a float matmul here was both slower
+    under CPU contention and, in float32, pushed tier edges such as 80/100 over 0.8)."""
+    out = np.zeros((len(pred), len(gt)))
+    gt_area = [int(np.count_nonzero(g)) for g in gt]
+    for i, p in enumerate(pred):
+        p_area = int(np.count_nonzero(p))
+        for j, g in enumerate(gt):
+            inter = int(np.count_nonzero(p & g))
+            union = p_area + gt_area[j] - inter
+            out[i, j] = 1.0 if union == 0 else inter / union
+    return out
 
 
 def _star_accuracy(pred_masks: list[np.ndarray], m_total: int, gt_masks: list[np.ndarray]) -> tuple[float, float]:
