@@ -363,6 +363,7 @@ def train_grpo(
     resume: bool = True,
     device: str = "cpu",
     callbacks: Sequence[Any] = (),
+    task: dict | None = None,
 ) -> str:
     """Train ``policy`` (a checkpoint folder or HF name) with GRPO/GSPO/REST on ``rows``; return the saved folder.
 
@@ -372,7 +373,8 @@ def train_grpo(
     reward trl normalises per group is the weighted sum). ``out_dir`` is
     ``<run_dir>/checkpoints/grpo-<paradigm>``. With ``resume`` a folder holding
     ``grpo_done.json`` is returned as is, and one holding checkpoints continues
-    from the last.
+    from the last. ``task`` (paradigm, template, style, resize, prm: how the
+    policy reads and writes) is saved as ``task.json`` for inference.
     """
     from trl import GRPOConfig, GRPOTrainer
 
@@ -449,7 +451,9 @@ def train_grpo(
         final = final.merge_and_unload()
     final.save_pretrained(str(out_dir))
     processor.save_pretrained(str(out_dir))
-    done.write_text(json.dumps({"params": asdict(p), "policy": str(policy), "steps": int(trainer.state.global_step),
+    if task:
+        (out_dir / "task.json").write_text(json.dumps(task, indent=1))
+    done.write_text(json.dumps({"task": task or {}, "params": asdict(p), "policy": str(policy), "steps": int(trainer.state.global_step),
                                 "components": list(components), "weights": weights,
                                 "resumed_from": resume_from}, indent=1))
     return str(out_dir)
@@ -593,3 +597,198 @@ def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None
     if not rows:
         raise ValueError(f"grpo_rows: no usable samples for paradigm {paradigm!r}")
     return rows
+
+
+# ----------------------------------------------------------------------------------------------- run-folder stage
+#: Where notebook 03 may leave the untrained (or vision-pretrained) tiny base policy, in order of preference.
+BASE_POLICY_DIRS = ("checkpoints/base", "checkpoints/tiny-base", "checkpoints/tiny", "policy", "checkpoints/base-policy")
+
+
+def base_policy_path(run_dir: str | Path, policy: str | None = None) -> str:
+    """The base policy for RL-only runs: ``policy`` if given (HF name or path), else the run's tiny base."""
+    if policy:
+        return str(policy)
+    for rel in BASE_POLICY_DIRS:
+        p = Path(run_dir) / rel
+        if (p / "config.json").exists():
+            return str(p)
+    raise FileNotFoundError(f"no base policy in {run_dir} (looked for {', '.join(BASE_POLICY_DIRS)}); "
+                            "pass policy=<name or path>")
+
+
+def _task_of(checkpoint: str | Path, paradigm: str) -> dict:
+    """The task fields (paradigm, template, style, resize, prm) a checkpoint was trained with."""
+    try:
+        from seglib.inference import checkpoint_spec
+
+        spec = checkpoint_spec(checkpoint, paradigm=paradigm)
+        return {"paradigm": paradigm, "template": spec.template, "style": spec.style, "resize": spec.resize,
+                "prm": spec.prm}
+    except (ValueError, OSError):
+        return {"paradigm": paradigm}
+
+
+def run_grpo_stage(
+    run_dir: str | Path,
+    paradigm: str,
+    params: GRPOParams,
+    start: str = "sft",
+    policy: str | None = None,
+    segmenter: Any = None,
+    rewards: Sequence[str] | None = None,
+    reward_options: dict | None = None,
+    max_train_samples: int | None = None,
+    max_history: int = 0,
+    task: dict | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+) -> str:
+    """One GRPO run of notebook 04 inside a run folder; returns the checkpoint folder.
+
+    ``start``: ``"sft"`` (``checkpoints/sft-<paradigm>``, written to
+    ``checkpoints/grpo-<paradigm>``) or ``"base"`` (Seg-Zero's RL-only setting:
+    ``base_policy_path``, written to ``checkpoints/grpo-<paradigm>-rlonly``).
+    The prompts and answer form come from the SFT checkpoint's task (``task``
+    overrides), so RL sees exactly the prompts SFT trained on. Training
+    samples are the ``train`` split of ``data/`` (the first ``max_train_samples``).
+    """
+    from seglib.data import load_samples
+
+    run_dir = Path(run_dir)
+    sft_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
+    if start == "sft":
+        if not (sft_dir / "config.json").exists() and not (sft_dir / "adapter_config.json").exists():
+            raise FileNotFoundError(f"{sft_dir}: no SFT checkpoint for {paradigm!r}; run notebook 03 first")
+        source, out_dir = str(sft_dir), run_dir / "checkpoints" / f"grpo-{paradigm}"
+    elif start == "base":
+        source, out_dir = base_policy_path(run_dir, policy), run_dir / "checkpoints" / f"grpo-{paradigm}-rlonly"
+    else:
+        raise ValueError(f"start must be 'sft' or 'base', got {start!r}")
+    task = {**_task_of(sft_dir, paradigm), **(task or {})}
+    options: dict[str, Any] = {"prompt_template": task.get("template")}
+    if paradigm == "clicks":
+        options["prm"] = bool(task.get("prm", False))
+    if paradigm == "boxpoints" and task.get("style"):
+        options["style"] = task["style"]
+    opts = dict(reward_options or {})
+    if paradigm == "clicks":
+        opts.setdefault("prm", bool(task.get("prm", False)))
+    if task.get("resize") and paradigm == "boxpoints":
+        opts.setdefault("resize", task["resize"])
+    samples = load_samples(run_dir / "data", split="train")
+    if max_train_samples is not None:
+        samples = samples[:max_train_samples]
+    rows = grpo_rows(paradigm, samples, options, segmenter=segmenter, max_history=max_history, seed=params.seed)
+    scorer, components = paradigm_scorer(paradigm, rewards, segmenter, opts)
+    # weights may name components of several paradigms (one notebook parameter): keep this paradigm's
+    params = GRPOParams(**{**asdict(params), "reward_weights": {k: v for k, v in params.reward_weights.items()
+                                                                 if k in components}})
+    return train_grpo(source, rows, scorer, components, out_dir, params, resume=resume, device=device, task=task)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation and figures
+def predict_checkpoints(run_dir: str | Path, names: Sequence[str], samples: Sequence[Any], segmenter: Any,
+                        max_clicks: int = 5, max_new_tokens: int = 128, batch_size: int = 8, device: str = "cpu",
+                        seed: int = 0) -> dict[str, list[dict]]:
+    """Greedy predictions of the named checkpoints on ``samples`` (``seglib.inference``), kept apart from
+    notebook 06's files in ``<run_dir>/rl_eval/predictions/``. Resumable; returns records per name."""
+    from seglib.inference import checkpoint_spec, load_checkpoint_policy, predict_split, read_predictions
+
+    out = {}
+    for name in names:
+        ckpt = Path(run_dir) / "checkpoints" / name
+        spec = checkpoint_spec(ckpt)
+        policy = load_checkpoint_policy(ckpt, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        path = predict_split(samples, policy, segmenter, spec, Path(run_dir) / "rl_eval", name, "greedy",
+                             max_clicks=max_clicks, batch_size=batch_size, seed=seed)
+        out[name] = read_predictions(path)
+    return out
+
+
+def metrics_by_kind(records_by_name: dict[str, list[dict]]) -> list[dict]:
+    """gIoU / cIoU (percent) per checkpoint, split and query kind, plus an "all" row per split."""
+    from seglib.evaluation import evaluate_records
+
+    rows = []
+    for name, recs in records_by_name.items():
+        if not recs:
+            continue
+        e = evaluate_records(recs, name)
+        for split, block in e["splits"].items():
+            rows.append({"checkpoint": name, "split": split, "kind": "all", "n": block["n"],
+                         "giou": 100 * block["giou"], "ciou": 100 * block["ciou"]})
+            for kind, kb in block["kinds"].items():
+                rows.append({"checkpoint": name, "split": split, "kind": kind, "n": kb["n"],
+                             "giou": 100 * kb["giou"], "ciou": 100 * kb["ciou"]})
+    return rows
+
+
+def plot_training(logs: dict[str, list[dict]]):
+    """One panel per reward component (mean over the batch), then total reward, completion length, KL
+    and the reward's share of the step time; one line per run."""
+    import matplotlib.pyplot as plt
+
+    keys: list[str] = []
+    for log in logs.values():
+        for e in log:
+            keys += [k for k in e if k.startswith("rewards/") and k.endswith("/mean") and k not in keys]
+    panels = keys + ["reward", "completions/mean_length", "kl", "reward_share"]
+    ncols = 4
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.6 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, panels):
+        for name, log in logs.items():
+            entries = [e for e in log if "reward" in e]
+            if key == "reward_share":
+                pts = [(e["step"], e["reward_time_s"] / e["step_time"]) for e in entries
+                       if e.get("step_time") and "reward_time_s" in e]
+            else:
+                pts = [(e["step"], e[key]) for e in entries if key in e]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=name)
+        title = key.removeprefix("rewards/").removesuffix("/mean")
+        ax.set_title({"reward": "total reward (weighted)", "kl": "KL to reference",
+                      "completions/mean_length": "completion length (tokens)",
+                      "reward_share": "reward time / step time"}.get(key, title), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
+                   bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout()
+    return fig
+
+
+def before_after_gallery(records_by_name: dict[str, list[dict]], samples: Sequence[Any], n: int = 4):
+    """Rows = samples (the ``n`` with the largest IoU change between the first and last checkpoint),
+    columns = ground truth then each checkpoint's greedy mask, titled with its IoU."""
+    import matplotlib.pyplot as plt
+
+    from seglib.evaluation import score_record
+    from seglib.masks import decode_rle
+    from seglib.viz import show_sample
+
+    names = [k for k, v in records_by_name.items() if v]
+    by_id = {s.sample_id: s for s in samples}
+    per = {name: {r["sample_id"]: r for r in records_by_name[name]} for name in names}
+    common = [sid for sid in per[names[0]] if all(sid in per[nm] for nm in names) and sid in by_id] if names else []
+    iou = {nm: {sid: score_record(per[nm][sid]).iou for sid in common} for nm in names}
+    common.sort(key=lambda sid: -abs(iou[names[-1]][sid] - iou[names[0]][sid]))
+    picked = common[:n]
+    fig, axes = plt.subplots(max(len(picked), 1), len(names) + 1, figsize=(2.6 * (len(names) + 1),
+                                                                            2.6 * max(len(picked), 1)), squeeze=False)
+    for row, sid in zip(axes, picked):
+        s = by_id[sid]
+        show_sample(row[0], s.image(), s.target_masks(), title=f"GT [{s.kind}] {s.query}"[:60])
+        for ax, nm in zip(row[1:], names):
+            r = per[nm][sid]
+            mask = decode_rle(r["mask_rle"]) if r.get("mask_rle") else None
+            show_sample(ax, s.image(), [mask] if mask is not None else None,
+                        title=f"{nm}: IoU {100 * iou[nm][sid]:.0f}")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,117 @@
+"""StaR+ (seglib.train.star): a hand-made rollout where actions that do not raise IoU are replaced by F_sim's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from seglib.clicker import Click, next_click
+from seglib.masks import mask_iou
+from seglib.paradigms import clicks as clicks_paradigm
+from seglib.segmenters import Prediction
+from seglib.train.star import mean_curve, refine_step, refined_examples, replacement_shares, rollout
+
+H, W = 40, 40
+
+
+class DiskSegmenter:
+    """A transparent segmenter: union of radius-6 disks at positive clicks minus radius-3 disks at negatives."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def set_image(self, image):
+        return False
+
+    def predict(self, points_xy, labels, box_xyxy=None, mask_logits=None):
+        self.calls += 1
+        yy, xx = np.mgrid[:H, :W]
+        mask = np.zeros((H, W), bool)
+        for (x, y), lab in zip(points_xy, labels):
+            if lab == 1:
+                mask |= (xx - x) ** 2 + (yy - y) ** 2 <= 36
+        for (x, y), lab in zip(points_xy, labels):
+            if lab == 0:
+                mask &= ~((xx - x) ** 2 + (yy - y) ** 2 <= 9)
+        return Prediction(mask=mask, score=1.0, logits=mask.astype(np.float32))
+
+
+@dataclass
+class FakeSample:
+    sample_id: str
+    gt: np.ndarray
+    query: str = "the square"
+    height: int = H
+    width: int = W
+
+    def union_mask(self):
+        return self.gt
+
+    def image(self):
+        return np.zeros((H, W, 3), np.uint8)
+
+
+def square_gt():
+    gt = np.zeros((H, W), bool)
+    gt[10:30, 10:30] = True
+    return gt
+
+
+def text_for(x, y, positive=True):
+    return clicks_paradigm.target_text(Click(x, y, positive), W, H)
+
+
+def pixel(text):
+    return clicks_paradigm.to_click(clicks_paradigm.parse(text), H, W)
+
+
+def test_action_that_lowers_iou_is_replaced_by_fsim():
+    gt, seg = square_gt(), DiskSegmenter()
+    # step 1: a positive click in the object raises IoU from 0 -> kept
+    t1 = text_for(20, 20)
+    s1, mask, clicks, logits = refine_step(t1, gt, np.zeros_like(gt), [], None, seg)
+    c1 = pixel(t1)
+    assert not s1.replaced and s1.click == [c1.x, c1.y, True]
+    assert s1.iou_after == pytest.approx(mask_iou(DiskSegmenter().predict([(c1.x, c1.y)], [1]).mask, gt))
+    # step 2: a positive click far in the background adds only false positives -> lower IoU -> replaced
+    t2 = text_for(36, 36)
+    s2, mask2, clicks2, _ = refine_step(t2, gt, mask, clicks, logits, seg)
+    assert s2.iou_policy < s2.iou_before and s2.replaced
+    expected = next_click(gt, mask, clicked=clicks)  # F_sim's action for the same state, derived independently
+    assert s2.click == [expected.x, expected.y, expected.positive]
+    assert clicks2 == [c1, expected]  # the rollout continues from the corrected state
+    fixed = DiskSegmenter().predict([(c.x, c.y) for c in clicks2], [c.label for c in clicks2]).mask
+    assert np.array_equal(mask2, fixed) and s2.iou_after == pytest.approx(mask_iou(fixed, gt))
+    assert s2.iou_after > s2.iou_before
+
+
+def test_zero_change_and_unparsable_are_replaced():
+    gt, seg = square_gt(), DiskSegmenter()
+    t1 = text_for(20, 20)
+    _, mask, clicks, logits = refine_step(t1, gt, np.zeros_like(gt), [], None, seg)
+    same, _, _, _ = refine_step(t1, gt, mask, clicks, logits, seg)  # the same click again: ΔIoU = 0
+    assert same.iou_policy == pytest.approx(same.iou_before) and same.replaced
+    junk, _, _, _ = refine_step("I think it is there", gt, mask, clicks, logits, seg)
+    assert junk.policy_click is None and junk.replaced and junk.iou_after > junk.iou_before
+    # a plain rollout (correct=False) keeps the harmful action
+    bad, m, _, _ = refine_step(text_for(36, 36), gt, mask, clicks, logits, seg, correct=False)
+    assert not bad.replaced and bad.iou_after == pytest.approx(bad.iou_policy) and bad.iou_after < bad.iou_before
+
+
+def test_rollout_shares_and_curves():
+    gt = square_gt()
+    samples = [FakeSample("a", gt), FakeSample("empty", np.zeros((H, W), bool))]
+    script = iter([[text_for(20, 20)], [text_for(36, 36)], [text_for(20, 20)]])
+    outs = rollout(samples, lambda images, prompts: next(script), DiskSegmenter(), max_clicks=3, tau_stop=0.99,
+                   show_progress=False)
+    assert [r.sample_id for r in outs] == ["a"]  # the empty target has no click to make
+    r = outs[0]
+    assert [st.replaced for st in r.steps] == [False, True, True]
+    n, replaced, unparsable = replacement_shares(outs)
+    assert (n, replaced, unparsable) == (3, 2, 0)
+    assert r.ious[0] == 0.0 and len(r.ious) == 4 and r.ious == [0.0] + [st.iou_after for st in r.steps]
+    assert mean_curve(outs) == pytest.approx(r.ious)
+    ex = refined_examples(outs, {"a": samples[0]})
+    assert len(ex) == 3 and ex[1]["target"].startswith(("Positive point", "Negative point"))
+    assert ex[1]["target"] == clicks_paradigm.target_text(Click(*r.steps[1].click), W, H)
