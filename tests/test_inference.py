@@ -26,7 +26,7 @@ H = W = 24
 def make_samples(tmp_path, n=3):
     samples = []
     for i in range(n):
-        img = np.full((H, W, 3), 40 * i, np.uint8)
+        img = np.full((H, W, 3), (40 * i) % 256, np.uint8)
         path = tmp_path / f"img{i}.png"
         Image.fromarray(img).save(path)
         m = np.zeros((H, W), bool)
@@ -235,3 +235,18 @@ def test_batch_size_never_changes_greedy_outputs(tiny_policy, tmp_path):
     eight = Policy(model, processor, max_new_tokens=10, batch_size=8)(images, prompts)
     assert one == eight
     assert all(len(t) == 1 for t in one) and any(t[0] for t in one)  # something was generated
+
+
+def test_prediction_files_do_not_depend_on_batch_size(tiny_policy, tmp_path):
+    from seglib.inference import Policy
+
+    model, processor = tiny_policy
+    samples = make_samples(tmp_path, n=8)
+    for i, s in enumerate(samples):  # different queries → different prompt lengths → padding in a batch
+        s.query = "square" + " red" * (i % 4)
+    files = []
+    for bs in (1, 8):
+        pol = Policy(model, processor, max_new_tokens=10, batch_size=bs)
+        files.append(predict_split(samples, pol, None, SPEC, tmp_path / f"bs{bs}", "sft-polygon", "greedy",
+                                   batch_size=bs, progress=False).read_text())
+    assert files[0] == files[1] and files[0].count("\n") == 8
