@@ -10,6 +10,7 @@ scaling"):
 * run the segmenter on every candidate with ``predict_many`` (all clicks so
   far plus the candidate, and the previous mask's logits), so the K
   candidates share one image encode (``set_image`` is called once per search);
+  identical candidate clicks are segmented and scored once;
 * score each next mask by the policy's own IoU estimate at that next state
   (a greedy generation on the overlaid state image), keep the best candidate
   (earliest on ties); the scoring text also yields the next greedy action;
@@ -138,24 +139,35 @@ def prm_search(
         if not valid:
             stopped_by = "no_action"
             break
-        prompts = []
+        # identical clicks are segmented and scored once
+        unique: dict[tuple, Candidate] = {}
         for c in valid:
+            unique.setdefault(tuple(c.click), c)
+        firsts = list(unique.values())
+        prompts = []
+        for c in firsts:
             path = clicks + [c.click]
             prompts.append(make_prompt(points_xy=[(int(x), int(y)) for x, y, _ in path],
                                        labels=[1 if pos else 0 for _, _, pos in path],
                                        mask_logits=logits))
         preds = segmenter.predict_many(prompts)  # one image encode for all K
-        states = []
-        for c, p in zip(valid, preds):
+        state_of: dict[tuple, tuple[np.ndarray, str]] = {}
+        for c, p in zip(firsts, preds):
             c.mask = np.asarray(p.mask, bool)
             c.logits = p.logits
             if gt_mask is not None:
                 c.iou = _iou(c.mask, gt_mask)
-            states.append(state_fn(c.mask))
-        outs = generate([s[0] for s in states], [s[1] for s in states], 1, False)
-        for c, o in zip(valid, outs):
+            state_of[tuple(c.click)] = state_fn(c.mask)
+        outs = generate([state_of[tuple(c.click)][0] for c in firsts],
+                        [state_of[tuple(c.click)][1] for c in firsts], 1, False)
+        for c, o in zip(firsts, outs):
             c.score_text = o[0]
             c.pred_iou = parse(o[0])[0]
+        for c in valid:
+            f = unique[tuple(c.click)]
+            if c is not f:
+                c.mask, c.logits, c.iou, c.score_text, c.pred_iou = f.mask, f.logits, f.iou, f.score_text, f.pred_iou
+        states = [state_of[tuple(c.click)] for c in valid]
         chosen_valid = max(range(len(valid)), key=lambda i: (_rank_key(valid[i].pred_iou), -i))
         chosen = cands.index(valid[chosen_valid])
         best = cands[chosen]

@@ -193,3 +193,12 @@ def test_calibration_by_hand():
     assert cal["pearson"] == pytest.approx(0.1 / np.sqrt(0.08 * 0.14))
     assert calibration([], [])["mae"] is None
     assert calibration([0.5, 0.5], [0.1, 0.9])["pearson"] is None
+
+
+def test_identical_candidates_are_segmented_once():
+    pol = make_policy(GT, greedy=[(5, 5)], sampled=[[(5, 5), (0, 0)]])
+    seg = FakeSegmenter()
+    res = run(pol, seg, max_steps=1, k=3)
+    assert seg.batch_sizes == [2]  # (5, 5) twice, (0, 0) once
+    assert [c.pred_iou for c in res.steps[0].candidates] == pytest.approx([0.25, 0.25, 0.09])
+    assert res.steps[0].chosen == 0
