@@ -6,7 +6,10 @@ previous step's low-resolution logits back as ``mask_input``; ``Prediction.logit
 is exactly that array, shape (1, S/4, S/4) (256 x 256 for the 1024 px model).
 
 Prompts are given in pixels of the original image; the predictor scales them to
-the model's input frame (x * S / W, y * S / H) itself. ``predict_many`` sends
+the model's input frame (x * S / W, y * S / H) itself. Inclusive pixel boxes go in
+unchanged: SAM2 builds its own box prompts the same way (``sam2.utils.misc.mask_to_box``
+gives the min/max pixel indices of the mask), and its prompt encoder adds 0.5 to
+centre every coordinate on its pixel. ``predict_many`` sends
 prompts of the same structure (number of points, box or not, logits or not) to
 the mask decoder as one batch (point_coords (B, N, 2), point_labels (B, N),
 box (B, 4), mask_input (B, 1, S/4, S/4)) so the results equal one-by-one calls;
