@@ -559,7 +559,8 @@ def generate(
         rng = np.random.default_rng([seed, i])
         split = str(split_of[i])
         reasoning_here = "reasoning" in kinds and (split == "test_reasoning" or reasoning_in_train)
-        for _attempt in range(50):
+        specs: list = []
+        for _attempt in range(50):  # redraw a scene that allows no query of the kinds this split needs
             img, objects = make_scene(rng, image_size, cfg, shapes)
             if not objects:
                 continue
@@ -567,6 +568,9 @@ def generate(
                                  p_empty, cfg, shapes, rng)
             if specs:
                 break
+        if not objects:
+            raise ValueError(f"SynthRef could not place any object on a {image_size} px image; "
+                             f"use a larger image_size (>= 48 px)")
         image_id = i + 1
         file_name = f"{image_id:06d}.png"
         ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
