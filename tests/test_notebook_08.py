@@ -30,6 +30,9 @@ def test_notebook_08_applies_scripted_clicks_and_saves_overlay(tmp_path):
     rows = [r.split() for r in table.splitlines()[1:]]
     assert [(r[2], r[3], r[4], r[5]) for r in rows] == [("human", "44", "25", "True"), ("human", "57", "29", "True"),
                                                         ("human", "20", "90", "False")]
-    # the oracle's suggestion is pending after the clicks: a hollow ring is drawn (yellow pixels present)
-    yellow = (overlay[..., 0] > 200) & (overlay[..., 1] > 180) & (overlay[..., 2] < 60)
-    assert yellow.any()
+    # markers sit at the clicked pixels of the upscaled image: green fill for positive, red for negative
+    scale = side // 112  # smoke image_size
+    def centre(x, y):
+        return tuple(overlay[y * scale + scale // 2, x * scale + scale // 2])
+    assert centre(44, 25) == (0, 200, 0) and centre(57, 29) == (0, 200, 0)
+    assert centre(20, 90) == (230, 0, 0)
