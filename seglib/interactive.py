@@ -122,7 +122,7 @@ class Step:
     score: float
     iou: float | None  # against the ground truth, when known
     latency_s: float  # segmenter call (decoder only: the image embedding is cached)
-    predicted_iou: float | None = None  # the PRM's estimate when an agent clicked
+    predicted_iou: float | None = None  # the PRM's self-predicted IoU of this step's mask, when one was made
 
 
 @dataclass
@@ -226,15 +226,21 @@ class ClickSession:
         if self.policy is None:
             return None
         click, pred_iou = self.policy.suggest(self.image, self.mask, self.query, clicked=self.clicks)
+        self._note_prediction(pred_iou)
         self.pending = None if click is None else (click, pred_iou)
         return click
+
+    def _note_prediction(self, pred_iou: float | None) -> None:
+        """A PRM's "Current IoU" describes the current mask: record it on the step that made that mask."""
+        if pred_iou is not None and self.steps:
+            self.steps[-1].predicted_iou = float(pred_iou)
 
     def accept(self) -> np.ndarray | None:
         """Apply the pending suggestion as an agent click; ``None`` when there is none."""
         if self.pending is None:
             return None
-        click, pred_iou = self.pending
-        return self.add_click(click.x, click.y, click.positive, who=AGENT, predicted_iou=pred_iou)
+        click, _ = self.pending  # its predicted IoU describes the mask before the click (already noted)
+        return self.add_click(click.x, click.y, click.positive, who=AGENT)
 
     def auto_refine(self, steps: int, k: int = 1) -> list[Step]:
         """Let the agent click up to ``steps`` times; returns the steps it added.
@@ -266,9 +272,10 @@ class ClickSession:
             return added
         for _ in range(int(steps)):
             click, pred_iou = self.policy.suggest(self.image, self.mask, self.query, clicked=self.clicks)
+            self._note_prediction(pred_iou)
             if click is None:
                 break
-            self.add_click(click.x, click.y, click.positive, who=AGENT, predicted_iou=pred_iou)
+            self.add_click(click.x, click.y, click.positive, who=AGENT)
             added.append(self.steps[-1])
         return added
 
@@ -475,7 +482,8 @@ class ClickDemo:
         if s.pending is not None:
             c, p = s.pending
             sign = "+" if c.positive else "−"
-            parts.append(f"suggestion {sign}({c.x}, {c.y})" + ("" if p is None else f", predicted IoU {p:.3f}"))
+            parts.append(f"suggestion {sign}({c.x}, {c.y})"
+                         + ("" if p is None else f" · PRM: current mask IoU ≈ {p:.3f}"))
         self.status.value = " · ".join(parts)
 
     def _ipython_display_(self):  # pragma: no cover - notebook display hook

@@ -180,6 +180,10 @@ def test_model_policy_maps_grid_click_and_prm_iou(image, gt):
     click = s.suggest()
     assert click.positive and abs(click.x - 20) <= 1 and abs(click.y - 20) <= 1
     assert s.pending[1] == pytest.approx(0.42)
+    s.accept()
+    assert s.steps[0].predicted_iou is None  # "Current IoU" described the empty mask, before this click
+    s.suggest()
+    assert s.steps[0].predicted_iou == pytest.approx(0.42)  # ... and now describes step 1's mask
     bad = ModelClickPolicy(ScriptedGenerate(["I refuse"]))
     assert ClickSession(image, "q", DiscSegmenter(), bad).suggest() is None
 
