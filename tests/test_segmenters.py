@@ -5,6 +5,8 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seglib.segmenters import Prompt, build_segmenter, image_key
 
@@ -191,3 +193,27 @@ def test_classic_predict_many_matches_predict_and_caches():
     assert not many[2].mask.any()
     prev = seg.predict([(30, 18)], [1])
     np.testing.assert_array_equal(seg.predict([], [], mask_logits=prev.logits).mask, square)
+
+
+_coord = st.floats(-50, 150, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_coord, _coord, st.integers(0, 1)), max_size=4),
+       st.none() | st.tuples(_coord, _coord, _coord, _coord))
+def test_classic_takes_any_prompt_in_or_off_the_image(points, box):
+    """Policy output is hostile: off-image points, inverted or degenerate boxes never break a call."""
+    img, _, _ = scene()
+    seg = _CLASSIC
+    seg.set_image(img)
+    pred = seg.predict([(x, y) for x, y, _ in points], [lab for _, _, lab in points], box_xyxy=box)
+    assert pred.mask.shape == (H, W) and pred.mask.dtype == bool and 0.0 <= pred.score < 1.0
+    if box is not None:  # nothing outside the (clipped, sorted) box
+        x0, x1 = sorted(np.clip([box[0], box[2]], 0, W - 1))
+        y0, y1 = sorted(np.clip([box[1], box[3]], 0, H - 1))
+        ys, xs = np.nonzero(pred.mask)
+        assert (xs >= np.rint(x0)).all() and (xs <= np.rint(x1)).all()
+        assert (ys >= np.rint(y0)).all() and (ys <= np.rint(y1)).all()
+
+
+_CLASSIC = build_segmenter("classic")
