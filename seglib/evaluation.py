@@ -783,12 +783,12 @@ def hardest(records: Sequence[dict], n: int) -> list[dict]:
 def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n: int = 6):
     """Hard cases of a vote file: each cluster's mask outlined in its colour, with votes; chosen ones filled.
 
-    ``images`` maps sample id → uint8 RGB image. Returns the figure.
+    ``images`` maps sample id → uint8 RGB image (records without one are skipped). Returns the figure.
     """
     import cv2
     import matplotlib.pyplot as plt
 
-    picked = hardest([r for r in records if r.get("vote")], n)
+    picked = hardest([r for r in records if r.get("vote") and r["sample_id"] in images], n)
     cols = max(1, len(picked))
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.6), squeeze=False)
     for ax, r in zip(axes[0], picked):
@@ -812,7 +812,7 @@ def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n:
         ax.set_title(f"{r['sample_id']} [{r['kind']}] IoU {100 * iou:.0f}\nvotes/cluster: {' '.join(labels) or '—'}"
                      f" of {r['vote']['n']}{empty}", fontsize=7)
     fig.suptitle("Majority voting on hard cases (white: ground truth; * chosen cluster, filled)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
@@ -851,5 +851,5 @@ def plot_search_strip(record: dict, image: np.ndarray):
                 ax.set_yticks([])
     fig.suptitle(f"PRM search, {record['checkpoint']} {record['strategy']} on {record['sample_id']}: "
                  f"stopped by {record.get('stopped_by')}, best step {record.get('best_step')}", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
