@@ -793,9 +793,6 @@ def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n:
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.6), squeeze=False)
     for ax, r in zip(axes[0], picked):
         img = images[r["sample_id"]].copy()
-        gt = _gt(r)
-        contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(img, contours, -1, (255, 255, 255), 1)
         labels = []
         for ci, c in enumerate(r["vote"]["clusters"]):
             colour = CLUSTER_COLOURS[ci % len(CLUSTER_COLOURS)]
@@ -805,6 +802,8 @@ def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n:
             cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(img, cs, -1, colour, 1)
             labels.append(f"{c['votes']}{'*' if c['chosen'] else ''}")
+        contours, _ = cv2.findContours(_gt(r).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, (255, 255, 255), 1)  # ground truth on top
         ax.imshow(img)
         ax.set_axis_off()
         iou = score_record(r).iou
