@@ -65,6 +65,7 @@ def jupyter_lab(tmp_path):
     state.mkdir()
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(state / "config"), JUPYTER_RUNTIME_DIR=str(state / "runtime"),
+               JUPYTER_DATA_DIR=str(state / "data"),
                IPYTHONDIR=str(state / "ipython"), MPLBACKEND="Agg")
     cmd = [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nb_dir}",
