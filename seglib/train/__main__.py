@@ -1,0 +1,347 @@
+"""Training from the command line, one process or many: ``python -m seglib.train {sft,grpo}``.
+
+The same stages notebooks 03 (SFT) and 04 (GRPO) run, on a run folder, with
+the parameters of a ``params/*.yaml`` file (validated by ``seglib.config``)::
+
+    python -m seglib.train sft  --params params/smoke.yaml --run-dir outputs/smoke --paradigm boxpoints
+    python -m seglib.train grpo --params params/smoke.yaml --run-dir outputs/smoke --paradigm boxpoints
+
+and, unchanged, under ``accelerate launch`` (trl/transformers' Trainer reads the
+distributed environment the launcher sets)::
+
+    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m seglib.train sft --params ...
+    accelerate launch --config_file configs/accelerate/multi_gpu_zero2.yaml -m seglib.train grpo --params params/full.yaml ...
+
+What it does, per stage:
+
+- the run folder's ``data/`` (notebook 01) is made first if it is missing (the
+  main process writes it, the others wait); ``clicks`` SFT also needs notebook
+  02's ``trajectories/train.jsonl`` and makes it the same way;
+- ``sft``: the base policy is ``policy`` (HF name or path) or the run's tiny
+  base ``checkpoints/base`` (built from ``tiny_*`` parameters when missing);
+  rows come from ``seglib.train.sft`` (``sample_rows`` / ``click_rows``);
+  training is ``seglib.train.sft.train_sft`` into ``checkpoints/sft-<paradigm>``;
+- ``grpo``: ``seglib.train.grpo.run_grpo_stage`` from ``checkpoints/sft-<paradigm>``
+  into ``checkpoints/grpo-<paradigm>``, with ``GRPOParams`` built from the
+  ``grpo_*`` parameters exactly as notebook 04 builds them;
+- before training, the free disk space is checked against an estimate of what
+  the checkpoints will take (``seglib.runs.check_free_space``);
+- every process writes ``<out>/ranks/rank-<i>.json`` (process index, world
+  size, backend, host, pid, times, steps) once its training call returned, so
+  a multi-process run shows that each rank took part.
+
+Errors in parameters or inputs print one line naming the file or key and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+PARADIGMS = ("boxpoints", "polygon", "clicks")
+BASE_DIR = "checkpoints/base"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _log(state, text: str) -> None:
+    print(f"[rank {state.process_index}/{state.num_processes}] {text}", flush=True)
+
+
+def _pick(params: dict, name: str, default: Any) -> Any:
+    """``params[name]`` unless it is missing or None (the notebooks' "use the default")."""
+    value = params.get(name)
+    return default if value is None else value
+
+
+# --------------------------------------------------------------------------- run-folder inputs
+def ensure_data(run_dir: Path, params: dict, state) -> Path:
+    """``<run_dir>/data`` as notebook 01 writes it; made by the main process if missing."""
+    import inspect
+
+    from seglib.data import prepare_dataset
+
+    data_dir = run_dir / "data"
+    with state.main_process_first():
+        if not (data_dir / "refs.json").is_file():
+            names = inspect.signature(prepare_dataset).parameters
+            kwargs = {k: params[k] for k in names if k in params and k not in ("dataset", "out_dir")}
+            _log(state, f"no dataset in {data_dir}: preparing it as notebook 01 does")
+            prepare_dataset(params.get("dataset", "synthref"), data_dir, **kwargs)
+    return data_dir
+
+
+def ensure_trajectories(run_dir: Path, params: dict, state, samples) -> Path:
+    """``<run_dir>/trajectories/train.jsonl`` as notebook 02 writes it; made by the main process if missing."""
+    from seglib.segmenters import build_segmenter
+    from seglib.trajectories import simulate_split
+
+    path = run_dir / "trajectories" / "train.jsonl"
+    with state.main_process_first():
+        if not path.is_file():
+            _log(state, f"no trajectories in {path}: simulating them as notebook 02 does")
+            seg = build_segmenter(params.get("segmenter", "classic"), device=params.get("device", "cpu"),
+                                  sam2_config=params.get("sam2_config"), sam2_checkpoint=params.get("sam2_checkpoint"))
+            for start in _pick(params, "traj_starts", ["empty"]):
+                simulate_split(samples, seg, path, max_clicks=_pick(params, "max_clicks", 20),
+                               tau_stop=_pick(params, "tau_stop", 0.98), tau_diff=_pick(params, "tau_diff", 0.0),
+                               start=start, seed=params.get("seed", 0),
+                               gain_rule=_pick(params, "traj_gain_rule", "paper"), progress=state.is_main_process)
+    return path
+
+
+def ensure_base_policy(run_dir: Path, params: dict, state, samples) -> str:
+    """``policy`` if given; else the run's tiny base policy, built by the main process if missing."""
+    from seglib.models import DEFAULT_TINY_PARAMS, build_tiny_policy
+    from seglib.paradigms import get
+
+    if params.get("policy"):
+        return str(params["policy"])
+    base = run_dir / BASE_DIR
+    with state.main_process_first():
+        if not (base / "config.json").is_file():
+            tiny = {k: params[f"tiny_{k}"] for k in DEFAULT_TINY_PARAMS if params.get(f"tiny_{k}") is not None}
+            tiny.setdefault("seed", params.get("seed", 0))
+            texts = []
+            for s in samples:
+                texts.append(s.query)
+                for name in ("boxpoints", "polygon"):
+                    try:
+                        texts.append(get(name).target_for_sample(s))
+                    except Exception:  # a sample a paradigm cannot express adds no text
+                        pass
+            texts += [get("clicks").prompt(s) for s in samples[:50]]
+            _log(state, f"building the tiny base policy in {base}")
+            build_tiny_policy(tiny, texts, base)
+    return str(base)
+
+
+def checkpoint_bytes(policy: str, save_total_limit: int | None, lora: bool = False) -> int:
+    """What the checkpoints of one stage will take: (weights + two Adam moments) per kept checkpoint, plus the final.
+
+    The weights' size is read from the policy folder (or the local hub cache);
+    unknown sizes count as 0 (nothing is downloaded to find out).
+    """
+    folder = Path(policy)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(policy, "config.json")
+            folder = Path(hit).parent if isinstance(hit, str) else folder
+        except Exception:
+            pass
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    per_checkpoint = weights * (0.1 if lora else 3)  # LoRA: adapter + its moments, a small share of the base
+    return int(per_checkpoint * ((save_total_limit or 1) + 1))
+
+
+def _write_rank(out_dir: Path, state, started: str, extra: dict) -> None:
+    import torch.distributed as dist
+
+    record = {
+        "process_index": state.process_index,
+        "local_process_index": state.local_process_index,
+        "num_processes": state.num_processes,
+        "distributed_type": str(state.distributed_type),
+        "backend": dist.get_backend() if dist.is_available() and dist.is_initialized() else None,
+        "device": str(state.device),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started": started,
+        "ended": _now(),
+        **extra,
+    }
+    folder = Path(out_dir) / "ranks"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"rank-{state.process_index}.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- stages
+def sft_settings(params: dict, max_steps: int | None = None):
+    """``SFTSettings`` from the ``sft_*`` parameters (missing ones keep the dataclass defaults)."""
+    from dataclasses import fields
+
+    from seglib.train.sft import SFTSettings
+
+    names = {f.name for f in fields(SFTSettings)} - {"extra", "seed"}
+    aliases = {"max_steps": "sft_steps"}
+    kwargs = {}
+    for name in names:
+        for key in (aliases.get(name), f"sft_{name}"):
+            if key and params.get(key) is not None:
+                kwargs[name] = params[key]
+                break
+    if max_steps is not None:
+        kwargs["max_steps"] = max_steps
+    return SFTSettings(seed=int(params.get("seed", 0)), **kwargs)
+
+
+def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max_steps: int | None) -> dict:
+    from seglib.data import load_samples
+    from seglib.models import load_policy
+    from seglib.runs import check_free_space
+    from seglib.train.sft import click_rows, sample_rows, train_sft
+
+    data_dir = ensure_data(run_dir, params, state)
+    train = load_samples(data_dir, split="train")
+    max_train = params.get("sft_max_train_samples")
+    if max_train is not None:
+        train = train[: int(max_train)]
+    out_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
+    if (out_dir / "sft_settings.json").is_file() and not resume:
+        raise FileExistsError(f"{out_dir} already holds a finished SFT run; use --resume or a new run folder")
+    if not resume and any(out_dir.glob("checkpoint-*")):
+        raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it")
+    policy = ensure_base_policy(run_dir, params, state, train)
+    settings = sft_settings(params, max_steps)
+    check_free_space(out_dir, checkpoint_bytes(policy, settings.save_total_limit))
+    lora_r = int(params.get("sft_lora_r") or 0)
+    model, processor = load_policy(policy, lora={"r": lora_r, "lora_alpha": lora_r} if lora_r else None,
+                                   device=params.get("device", "cpu"))
+    if paradigm == "clicks":
+        from seglib.trajectories import read_trajectories
+
+        trajectories = read_trajectories(ensure_trajectories(run_dir, params, state, train))
+        rows = click_rows(train, trajectories, {"prm": bool(params.get("clicks_prm", False))})
+    else:
+        rows = sample_rows(paradigm, train)
+    if not rows:
+        raise ValueError(f"{data_dir}: no training rows for paradigm {paradigm!r}")
+    _log(state, f"SFT {paradigm}: {len(rows)} rows, {settings.max_steps} steps -> {out_dir}")
+    result = train_sft(model, processor, rows, None, out_dir, settings, resume=resume)
+    if state.is_main_process and not (out_dir / "task.json").exists():
+        task = {"paradigm": paradigm}
+        if paradigm == "clicks":
+            task["prm"] = bool(params.get("clicks_prm", False))
+        (out_dir / "task.json").write_text(json.dumps(task, indent=1))
+    steps = max((e.get("step", 0) for e in result["log_history"]), default=0)
+    return {"out_dir": str(out_dir), "global_step": int(steps), "rows": len(rows), "weights_sum": weights_sum(model)}
+
+
+def weights_sum(model) -> float:
+    """Sum of |w| over the model's parameters (float64): equal on every rank when data-parallel training kept
+    the replicas in sync, and equal to the saved checkpoint's."""
+    import torch
+
+    with torch.no_grad():
+        return float(sum(p.detach().double().abs().sum() for p in model.parameters()))
+
+
+def grpo_params(params: dict, max_steps: int | None = None):
+    """``GRPOParams`` from the ``grpo_*`` parameters, as notebook 04 builds them."""
+    from seglib.train.grpo import GRPOParams
+
+    d = GRPOParams()
+    lora_r = int(_pick(params, "grpo_lora_r", 0))
+    return GRPOParams(
+        num_generations=_pick(params, "grpo_num_generations", d.num_generations),
+        prompts_per_step=_pick(params, "grpo_prompts_per_step", d.prompts_per_step),
+        max_steps=max_steps if max_steps is not None else _pick(params, "grpo_steps", d.max_steps),
+        learning_rate=_pick(params, "grpo_learning_rate", d.learning_rate),
+        weight_decay=_pick(params, "grpo_weight_decay", d.weight_decay),
+        beta=_pick(params, "grpo_beta", d.beta),
+        temperature=_pick(params, "grpo_temperature", d.temperature),
+        max_completion_length=_pick(params, "grpo_max_completion_length", d.max_completion_length),
+        loss_type=_pick(params, "grpo_loss_type", d.loss_type),
+        gspo=_pick(params, "grpo_gspo", d.gspo),
+        num_iterations=_pick(params, "grpo_num_iterations", d.num_iterations),
+        rest_keep=params.get("grpo_rest_keep"),
+        lora={"r": lora_r, "lora_alpha": lora_r} if lora_r else None,
+        reward_weights=params.get("grpo_reward_weights") or {},
+        save_steps=_pick(params, "grpo_save_steps", d.save_steps),
+        seed=int(params.get("seed", 0)),
+    )
+
+
+def run_grpo(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max_steps: int | None) -> dict:
+    from seglib.runs import check_free_space
+    from seglib.segmenters import build_segmenter
+    from seglib.train.grpo import run_grpo_stage
+
+    ensure_data(run_dir, params, state)
+    p = grpo_params(params, max_steps)
+    sft_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
+    out_dir = run_dir / "checkpoints" / f"grpo-{paradigm}"
+    check_free_space(out_dir, checkpoint_bytes(str(sft_dir), p.save_total_limit, lora=p.lora is not None))
+    device = params.get("device", "cpu")
+    seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),
+                          sam2_checkpoint=params.get("sam2_checkpoint"))
+    _log(state, f"GRPO {paradigm}: {p.max_steps} steps from {sft_dir} -> {out_dir}")
+    out = run_grpo_stage(run_dir, paradigm, p, start="sft", policy=params.get("policy"), segmenter=seg,
+                         rewards=(params.get("grpo_rewards") or {}).get(paradigm),
+                         max_train_samples=params.get("grpo_max_train_samples"),
+                         max_history=_pick(params, "grpo_max_history", 0), resume=resume, device=device)
+    done = Path(out) / "grpo_done.json"
+    steps = json.loads(done.read_text()).get("steps") if done.is_file() else None
+    return {"out_dir": str(out), "global_step": steps}
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seglib.train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=("sft", "grpo"))
+    parser.add_argument("--params", required=True, help="parameter file, e.g. params/full.yaml")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter (value read as YAML); repeatable")
+    parser.add_argument("--run-dir", default=None,
+                        help="run folder holding data/ (and receiving checkpoints/); default outputs/<params stem>")
+    parser.add_argument("--paradigm", default=None, choices=PARADIGMS,
+                        help="paradigm to train (default: every one in the 'paradigms' parameter)")
+    parser.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="optimiser steps, overriding sft_steps / grpo_steps (quick checks)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import seglib  # noqa: F401  (torchvision beside CPU torch)
+    from accelerate import PartialState
+
+    from seglib.config import REPO_ROOT, ParamError, load_params
+    from seglib.data import DataError
+    from seglib.runs import RunError, seed_everything
+
+    started = _now()
+    try:
+        params = load_params(args.params, args.param)
+    except ParamError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    state = PartialState(cpu=params.get("device", "cpu") == "cpu")
+    run_dir = Path(args.run_dir or REPO_ROOT / "outputs" / Path(args.params).stem).resolve()
+    paradigms = [args.paradigm] if args.paradigm else list(params.get("paradigms") or PARADIGMS)
+    seed_everything(int(params.get("seed", 0)))
+    results = {}
+    try:
+        for paradigm in paradigms:
+            t0 = time.time()
+            if args.stage == "sft":
+                info = run_sft(run_dir, paradigm, params, state, args.resume, args.max_steps)
+            else:
+                info = run_grpo(run_dir, paradigm, params, state, args.resume, args.max_steps)
+            info["seconds"] = round(time.time() - t0, 1)
+            state.wait_for_everyone()
+            _write_rank(Path(info["out_dir"]), state, started, {"stage": args.stage, "paradigm": paradigm, **info})
+            results[paradigm] = info
+    except (ParamError, RunError, DataError, FileNotFoundError, FileExistsError) as err:
+        print(f"error [rank {state.process_index}]: {err}", file=sys.stderr)
+        return 2
+    if state.is_main_process:
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
