@@ -241,6 +241,7 @@ def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, A
                 "prompt": clicks_paradigm.prompt(s, prm=prm),
                 "target": clicks_paradigm.target_text(click, s.width, s.height, iou=st.iou_before, prm=prm),
                 "replaced": st.replaced,
+                "kind": getattr(s, "kind", ""),
             })
     return out
 
@@ -259,3 +260,183 @@ def read_rollouts(path: str | Path) -> list[StarRollout]:
         d["steps"] = [StarStep(**st) for st in d["steps"]]
         out.append(StarRollout(**d))
     return out
+
+
+# ----------------------------------------------------------------------------------------------- rounds in a run folder
+def sft_rows(examples: Sequence[dict]) -> list[dict]:
+    """StaR+ examples → rows in ``seglib.train.sft``'s format (prompt-completion conversation, one image)."""
+    from PIL import Image
+
+    return [{
+        "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": e["prompt"]}]}],
+        "completion": [{"role": "assistant", "content": [{"type": "text", "text": e["target"]}]}],
+        "images": [Image.fromarray(np.asarray(e["image"], dtype=np.uint8)).convert("RGB")],
+        "sample_id": e["sample_id"], "kind": e.get("kind", ""),
+    } for e in examples]
+
+
+def run_star(
+    run_dir: str | Path,
+    segmenter: Any,
+    rounds: int = 1,
+    max_samples: int | None = None,
+    max_clicks: int = 5,
+    tau_stop: float = 0.98,
+    min_gain: float = 0.0,
+    sft_settings: Any = None,
+    max_new_tokens: int = 24,
+    batch_size: int = 8,
+    resume: bool = True,
+    device: str = "cpu",
+) -> dict:
+    """StaR+ for the clicks paradigm in a run folder; returns the per-round statistics.
+
+    S_0 = ``checkpoints/sft-clicks``; rollouts on the ``train`` split of
+    ``data/`` (the first ``max_samples``); the original trajectories are
+    ``trajectories/train.jsonl`` (notebook 02), made into SFT rows exactly as
+    notebook 03 did (``sft.click_rows``). Round n writes its rollouts
+    (``rollouts_plain.jsonl``, ``rollouts_refined.jsonl``) and its policy S_n to
+    ``checkpoints/star-clicks/round-<n>/``; the last round's policy is also saved
+    at ``checkpoints/star-clicks`` itself, with ``star_done.json`` (statistics
+    and task) and ``task.json``. A finished round is not redone on resume.
+    """
+    from seglib.data import load_samples
+    from seglib.inference import checkpoint_spec
+    from seglib.models import load_policy
+    from seglib.trajectories import read_trajectories
+    from seglib.train.sft import SFTSettings, click_rows, train_sft
+
+    run_dir = Path(run_dir)
+    s0 = run_dir / "checkpoints" / "sft-clicks"
+    if not (s0 / "config.json").exists() and not (s0 / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{s0}: no SFT clicks policy (S_0); run notebook 03 with the clicks paradigm")
+    out_dir = run_dir / "checkpoints" / "star-clicks"
+    done = out_dir / "star_done.json"
+    if done.exists() and resume:
+        return json.loads(done.read_text())
+    spec = checkpoint_spec(s0, paradigm="clicks")
+    task = {"paradigm": "clicks", "template": spec.template, "prm": spec.prm}
+    samples = load_samples(run_dir / "data", split="train")[:max_samples]
+    by_id = {s.sample_id: s for s in samples}
+    traj_path = run_dir / "trajectories" / "train.jsonl"
+    original = click_rows(samples, read_trajectories(traj_path), {"prm": spec.prm, "prompt_template": spec.template})
+    settings = sft_settings or SFTSettings(max_steps=50)
+    current, stats = s0, []
+    for n in range(1, rounds + 1):
+        rdir = out_dir / f"round-{n}"
+        rdir.mkdir(parents=True, exist_ok=True)
+        stats_path = rdir / "round_stats.json"
+        if resume and stats_path.exists() and (rdir / "config.json").exists():
+            stats.append(json.loads(stats_path.read_text()))
+            current = rdir
+            continue
+        model, processor = load_policy(str(current), device=device)
+        propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        plain = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=False, prm=spec.prm)
+        refined = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=True, min_gain=min_gain,
+                          prm=spec.prm)
+        write_rollouts(rdir / "rollouts_plain.jsonl", plain)
+        write_rollouts(rdir / "rollouts_refined.jsonl", refined)
+        del model
+        examples = refined_examples(refined, by_id, prm=spec.prm)
+        union = original + sft_rows(examples)
+        model0, processor0 = load_policy(str(s0), lora=None, device=device)  # S_n is trained from S_0
+        train_sft(model0, processor0, union, None, rdir, settings, resume=resume)
+        (rdir / "task.json").write_text(json.dumps(task, indent=1))
+        n_actions, n_replaced, n_unparsable = replacement_shares(refined)
+        st = asdict(RoundStats(
+            round=n, n_rollouts=len(refined), n_actions=n_actions, n_replaced=n_replaced,
+            n_unparsable=n_unparsable, share_replaced=n_replaced / max(n_actions, 1),
+            share_unparsable=n_unparsable / max(n_actions, 1), iou_curve_policy=mean_curve(plain),
+            iou_curve_refined=mean_curve(refined), n_original_examples=len(original),
+            n_refined_examples=len(examples), dataset_size=len(union)))
+        stats_path.write_text(json.dumps(st, indent=1))
+        stats.append(st)
+        current = rdir
+    # the last round's policy at the stage folder itself (what notebooks 06-08 load)
+    import shutil
+
+    for f in Path(current).iterdir():
+        if f.is_file() and f.name not in ("round_stats.json",):
+            shutil.copy2(f, out_dir / f.name)
+    (out_dir / "task.json").write_text(json.dumps(task, indent=1))
+    result = {"task": task, "rounds": stats, "s0": str(s0), "min_gain": min_gain, "max_clicks": max_clicks,
+              "tau_stop": tau_stop, "max_samples": max_samples}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def evaluate_policies(checkpoints: dict[str, str | Path], samples: Sequence[Any], segmenter: Any,
+                      max_clicks: int = 5, max_new_tokens: int = 24, batch_size: int = 8,
+                      device: str = "cpu") -> dict[str, list[StarRollout]]:
+    """Plain greedy click rollouts (no correction) of each named policy: IoU versus clicks (S_0 against S_n)."""
+    from seglib.inference import checkpoint_spec
+    from seglib.models import load_policy
+
+    out = {}
+    for name, path in checkpoints.items():
+        spec = checkpoint_spec(path, paradigm="clicks")
+        model, processor = load_policy(str(path), device=device)
+        propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        out[name] = rollout(samples, propose, segmenter, max_clicks, tau_stop=1.01, correct=False, prm=spec.prm)
+    return out
+
+
+def plot_rounds(stats: Sequence[dict]):
+    """Share of actions replaced per round, and the IoU-versus-clicks curves of the plain and refined rollouts."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    rounds = [s["round"] for s in stats]
+    axes[0].bar(rounds, [100 * s["share_replaced"] for s in stats], label="replaced by F_sim")
+    axes[0].bar(rounds, [100 * s["share_unparsable"] for s in stats], label="of which unparsable", alpha=0.7)
+    axes[0].set(xlabel="round", ylabel="% of actions", title="actions replaced", xticks=rounds)
+    axes[0].legend(fontsize=8)
+    for s in stats:
+        ks = range(len(s["iou_curve_policy"]))
+        axes[1].plot(ks, s["iou_curve_policy"], marker="o", label=f"round {s['round']}: policy S_{s['round'] - 1}")
+        axes[1].plot(ks, s["iou_curve_refined"], marker="s", ls="--", label=f"round {s['round']}: refined")
+    axes[1].set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title="rollouts on train: before / after refining")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_iou_vs_clicks(curves: dict[str, list[float]], title: str = "IoU vs clicks"):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, c in curves.items():
+        ax.plot(range(len(c)), c, marker="o", label=name)
+    ax.set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_refined_example(r: StarRollout, sample: Any, max_panels: int = 6):
+    """One panel per step: the state, the policy's click (hollow) and the click taken (filled); a replaced
+    step is titled "replaced" with the IoU the policy's click would have reached."""
+    import matplotlib.pyplot as plt
+
+    from seglib.masks import decode_rle
+    from seglib.viz import click_markers, show_sample
+
+    steps = r.steps[:max_panels]
+    fig, axes = plt.subplots(1, max(len(steps), 1), figsize=(2.7 * max(len(steps), 1), 3.0), squeeze=False)
+    image = sample.image()
+    for ax, st in zip(axes[0], steps):
+        show_sample(ax, image, decode_rle(st.mask_before_rle))
+        if st.policy_click is not None:
+            click_markers(ax, [tuple(st.policy_click)], hollow=True, size=90)
+        if st.click is not None:
+            click_markers(ax, [tuple(st.click)])
+        pol = "unparsable" if st.iou_policy is None else f"{st.iou_policy:.2f}"
+        verdict = "replaced" if st.replaced else "kept"
+        ax.set_title(f"step {st.step}: {verdict}\nIoU {st.iou_before:.2f} → policy {pol} → {st.iou_after:.2f}",
+                     fontsize=7)
+    if not steps:
+        axes[0, 0].set_axis_off()
+    fig.suptitle(f"{sample.query}: hollow = policy click, filled = click taken", fontsize=8)
+    fig.tight_layout()
+    return fig
