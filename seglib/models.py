@@ -70,6 +70,8 @@ DEFAULT_TINY_PARAMS: dict[str, Any] = {
     "text_layers": 4,
     "text_heads": 4,
     "vocab_size": 600,
+    "split_digits": True,  # every digit its own token; False keeps digit runs whole ("27" one token if learnt)
+    "number_tokens": 0,  # > 0: the integers 0..N-1 are taught to the BPE trainer, so each is one token
     "max_position_embeddings": 1024,
     "seed": 0,
 }
@@ -78,10 +80,13 @@ DEFAULT_TINY_PARAMS: dict[str, Any] = {
 # --------------------------------------------------------------------------- tokenizer
 
 
-def train_tokenizer(train_texts: Iterable[str], vocab_size: int, extra_special: Sequence[str]):
-    """A byte-level BPE tokenizer trained on the task's text; every digit is its own token.
+def train_tokenizer(train_texts: Iterable[str], vocab_size: int, extra_special: Sequence[str],
+                    split_digits: bool = True, number_tokens: int = 0):
+    """A byte-level BPE tokenizer trained on the task's text, with ChatML special tokens.
 
-    Returns a transformers fast tokenizer with ChatML special tokens.
+    ``split_digits``: every digit is its own token; otherwise digit runs are
+    pre-tokens of their own and ``number_tokens`` > 0 makes each integer below
+    it a single token (the trainer sees each one often enough to merge it).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -89,8 +94,11 @@ def train_tokenizer(train_texts: Iterable[str], vocab_size: int, extra_special: 
     special = list(CHAT_SPECIAL) + [t for t in extra_special if t not in CHAT_SPECIAL]
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [pre_tokenizers.Digits(individual_digits=split_digits), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
+    texts = list(train_texts)
+    if number_tokens and not split_digits:
+        texts += [" ".join(str(i) for i in range(number_tokens))] * 64
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -98,7 +106,7 @@ def train_tokenizer(train_texts: Iterable[str], vocab_size: int, extra_special: 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(train_texts), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -220,7 +228,7 @@ def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: 
     torch.manual_seed(int(p["seed"]))
     arch = p["arch"]
     if arch == "llava":
-        tokenizer = train_tokenizer(train_texts, p["vocab_size"], [IMAGE_TOKEN_LLAVA])
+        tokenizer = train_tokenizer(train_texts, p["vocab_size"], [IMAGE_TOKEN_LLAVA], p["split_digits"], p["number_tokens"])
         template = _CHAT_TEMPLATE.replace("__IMAGE__", IMAGE_TOKEN_LLAVA)
         side = p["image_size"]
         image_processor = CLIPImageProcessor(
@@ -242,7 +250,7 @@ def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: 
         )
         model = LlavaForConditionalGeneration(_llava_config(p, tokenizer))
     elif arch == "qwen2_5_vl":
-        tokenizer = train_tokenizer(train_texts, p["vocab_size"], QWEN_SPECIAL)
+        tokenizer = train_tokenizer(train_texts, p["vocab_size"], QWEN_SPECIAL, p["split_digits"], p["number_tokens"])
         template = _CHAT_TEMPLATE.replace("__IMAGE__", "<|vision_start|><|image_pad|><|vision_end|>")
         side = p["image_size"]
         unit = p["patch_size"] * 2
@@ -257,7 +265,12 @@ def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: 
             image_mean=[0.5, 0.5, 0.5],
             image_std=[0.5, 0.5, 0.5],
         )
-        processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+        from transformers import Qwen2VLVideoProcessor
+
+        video_processor = Qwen2VLVideoProcessor(patch_size=p["patch_size"], merge_size=2, temporal_patch_size=2)
+        processor = Qwen2_5_VLProcessor(
+            image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=template
+        )
         model = Qwen2_5_VLForConditionalGeneration(_qwen_config(p, tokenizer))
     else:
         raise ValueError(f"build_tiny_policy: arch must be 'llava' or 'qwen2_5_vl', got {arch!r}")
