@@ -197,6 +197,20 @@ def test_rest_trains_on_kept_rollouts(tiny_policy, tmp_path):
     assert log and log[0]["rest/kept_fraction"] == pytest.approx(0.5)
 
 
+def test_lora_run_saves_merged_weights(tiny_policy, tmp_path):
+    from safetensors.torch import load_file
+
+    params = GRPOParams(num_generations=2, prompts_per_step=1, max_steps=1, save_steps=10, max_completion_length=4,
+                        learning_rate=1e-2, lora={"r": 4, "lora_alpha": 4})
+    out = tmp_path / "lora"
+    train_grpo(tiny_policy, toy_rows(2), toy_scorer, COMPONENTS, out, params)
+    assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()
+    before, after = load_file(Path(tiny_policy) / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(before) == set(after)  # plain weights, same names: LoRA merged, no separate merge step
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("vision" not in k for k in changed)  # the vision tower is left out of LoRA
+
+
 def test_qwen2_5_vl_tiny_policy_runs(tmp_path):
     policy = build_tiny(tmp_path / "qwen", arch="qwen2_5_vl")
     params = GRPOParams(num_generations=4, rest_keep=2, prompts_per_step=1, max_steps=1, save_steps=10,
@@ -255,3 +269,31 @@ def test_sigkill_after_checkpoint_then_resume(tiny_policy, tmp_path):
     assert done["resumed_from"].endswith(f"checkpoint-{ckpt_step}")
     state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
     assert state["global_step"] == 12
+
+
+# ----------------------------------------------------------------------------- paradigm rows and rewards
+def test_paradigm_rows_score_the_sft_target_at_the_maximum(tmp_path):
+    from seglib.data import load_samples, synthref
+    from seglib.paradigms import boxpoints, polygon
+    from seglib.train.grpo import grpo_rows, make_dataset, paradigm_scorer
+
+    synthref.generate(tmp_path / "data", n_images=6, seed=0, image_size=112)
+    samples = load_samples(tmp_path / "data", split="train")
+    rows = grpo_rows("boxpoints", samples)
+    scorer, components = paradigm_scorer("boxpoints", ["segzero", "visionreasoner"])
+    assert components[:5] == ["segzero_think_format", "segzero_answer_format", "segzero_bbox_iou",
+                              "segzero_bbox_l1", "segzero_points"]
+    make_dataset(rows)  # every column is storable
+    for s, row in zip(samples, rows):
+        best, junk = scorer([boxpoints.target_for_sample(s), "no answer"], row)
+        if len(s.target_rles) == 1:  # Seg-Zero style: five binary rewards, all earned by the SFT target
+            assert row["style"] == "segzero" and sum(best.values()) == 5.0 and set(best) == set(components[:5])
+            assert sum(junk.values()) == 0.0
+        else:  # list style (multi / empty): VisionReasoner's format 3 + accuracy 3 + non-repeat 1
+            assert row["style"] == "list" and best == {"visionreasoner_format": 3.0, "visionreasoner_accuracy": 3.0,
+                                                       "visionreasoner_non_repeat": 1.0}
+    rows = grpo_rows("polygon", samples)
+    scorer, _ = paradigm_scorer("polygon")
+    for s, row in zip(samples, rows):
+        best, junk = scorer([polygon.target_for_sample(s), "no answer"], row)
+        assert best["simpleseg_iou"] > 0.7 and best["simpleseg_format"] == 1.0 and junk["simpleseg_format"] == 0.0

@@ -754,7 +754,11 @@ def plot_training(logs: dict[str, list[dict]]):
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    handles, labels = list(legend.values()), list(legend)
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
                    bbox_to_anchor=(0.5, 1.02))
