@@ -39,7 +39,8 @@ def sam2_seg():
     torch.set_num_threads(1)  # the test machine is shared; oversubscribed threads crawl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        seg = build_segmenter("sam2", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", image_size=S)
+        seg = build_segmenter("sam2", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", image_size=S,
+                              decode_batch_size=0)  # 0: every prompt of a structure in one decoder call
     yield seg
     torch.set_num_threads(threads)
 
@@ -103,7 +104,13 @@ def test_sam2_batched_equals_one_by_one(sam2_seg):
     prompts = [Prompt([(25 + i, 15), (50, 40)], [1, 0], (18 + i, 8, 42, 27)) for i in range(5)]
     prompts += [Prompt([(30, 18)], [1], None, first.logits), Prompt([(61, 30)], [1], None, first.logits)]
     prompts += [Prompt([], [], (10, 5, 70, 40))]
-    batched = sam2_seg.predict_many(prompts)
+    calls = []
+    handle = sam2_seg.predictor.model.sam_mask_decoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        batched = sam2_seg.predict_many(prompts)
+    finally:
+        handle.remove()
+    assert len(calls) == 3  # one decoder call per structure: box+2 points (x5), 1 point+logits (x2), box alone
     single = [sam2_seg.predict_many([p])[0] for p in prompts]
     assert len(batched) == len(prompts)
     for b, s in zip(batched, single):
@@ -113,6 +120,14 @@ def test_sam2_batched_equals_one_by_one(sam2_seg):
 
 
 # ------------------------------------------------------------------------------------ common
+def test_sam2_cpu_default_decodes_one_prompt_per_call():
+    """On CPU the decoder is memory-bound, so by default prompts go one per call; on GPU all in one."""
+    from seglib.segmenters.sam2 import default_decode_batch_size
+
+    assert default_decode_batch_size("cpu") == 1
+    assert default_decode_batch_size("cuda") == default_decode_batch_size("cuda:1") == 0
+
+
 def test_image_key_and_prompt_checks():
     img, _, _ = scene()
     assert image_key(img) == image_key(img.copy())
