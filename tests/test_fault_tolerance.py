@@ -178,6 +178,81 @@ def test_sigkill_during_inference_then_resume(tiny_checkpoint, tmp_path):
     assert path.read_bytes() == reference.read_bytes()
 
 
+# ----------------------------------------------------------------------------- SIGKILL: SFT
+_SFT_CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {test_dir!r})
+    import seglib
+    from test_fault_tolerance import sft_inputs
+    from seglib.train.sft import train_sft
+
+    model, processor, rows, settings = sft_inputs({policy!r}, {data!r})
+    # one second per step (a task-eval hook that only sleeps), so the parent can kill between checkpoints
+    train_sft(model, processor, rows, None, {out!r}, settings, eval_fn=lambda m: time.sleep(1.0) or {{}}, eval_every=1)
+""")
+
+
+def sft_inputs(policy: str, data: str):
+    """(model, processor, rows, settings) of a small SFT run: 8 boxpoints rows, batch 2, 8 steps, a checkpoint every 2."""
+    from seglib.models import load_policy
+    from seglib.train.sft import SFTSettings, sample_rows
+
+    model, processor = load_policy(policy)
+    rows = sample_rows("boxpoints", load_samples(data, split="train"))
+    settings = SFTSettings(max_steps=8, batch_size=2, save_steps=2, save_total_limit=None, logging_steps=1,
+                           eval_steps=1000, learning_rate=1e-3, seed=0)
+    return model, processor, rows, settings
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    from seglib.models import build_tiny_policy
+
+    out = tmp_path_factory.mktemp("base") / "base"
+    texts = ["Segment the red circle.", '<think>one</think><answer>{"bbox": [1, 2, 3, 4]}</answer>'] * 4
+    build_tiny_policy(TINY, texts, out)
+    return out
+
+
+def _safetensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="transformers 5.23 Trainer resume loads a VLM checkpoint without from_pretrained's "
+                   "key conversion (huggingface/transformers#43701): the weights silently restart from the base; "
+                   "fix requested in seglib.train.sft/grpo (reload the checkpoint's weights after _load_from_checkpoint)")
+def test_sigkill_during_sft_then_resume(tiny_base, tmp_path):
+    """Killed after a checkpoint, SFT resumes from it and ends with the weights of an uninterrupted run."""
+    import torch
+
+    from seglib.train.sft import last_checkpoint, train_sft
+
+    data = _dataset(tmp_path / "data", n_images=6)
+    reference = tmp_path / "reference"
+    model, processor, rows, settings = sft_inputs(str(tiny_base), str(data))
+    train_sft(model, processor, rows, None, reference, settings)
+
+    out = tmp_path / "killed"
+    script = _SFT_CHILD.format(test_dir=str(Path(__file__).parent), policy=str(tiny_base), data=str(data),
+                               out=str(out))
+    _run_and_kill(script, lambda: (out / "checkpoint-4" / "trainer_state.json").is_file())
+    assert not (out / "model.safetensors").exists()  # killed before the end
+    resumed_from = last_checkpoint(out)
+    assert resumed_from is not None and int(resumed_from.name.split("-")[1]) in (4, 6)
+
+    model, processor, rows, settings = sft_inputs(str(tiny_base), str(data))
+    result = train_sft(model, processor, rows, None, out, settings, resume=True)
+    steps = [e["step"] for e in result["log_history"] if "loss" in e]
+    assert steps == list(range(1, 9))  # the checkpoint's history, then the rest: no step lost or trained twice
+    a, b = _safetensors(reference), _safetensors(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
+
+
 # ----------------------------------------------------------------------------- corrupt or missing inputs
 @pytest.fixture
 def dataset(tmp_path) -> Path:
@@ -276,3 +351,20 @@ def test_check_free_space_stops_cleanly_with_a_clear_message(tmp_path, monkeypat
     assert str(target) in msg and "100 MiB" in msg and "5 MiB free" in msg
     check_free_space(target, 1 * 2**20)  # enough: no error
     assert not target.exists()
+
+
+def test_training_entry_point_checks_disk_before_any_checkpoint(tiny_base, tmp_path, monkeypatch, capsys):
+    """``python -m seglib.train sft`` stops with one line naming the folder before writing anything there."""
+    from seglib.train.__main__ import main
+
+    run = tmp_path / "run"
+    _dataset(run / "data", n_images=6)
+    shutil.copytree(tiny_base, run / "checkpoints" / "policy-base")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10 * 2**30, 10 * 2**30 - 2**10, 2**10))
+    rc = main(["sft", "--params", str(ROOT / "params" / "smoke.yaml"), "--run-dir", str(run),
+               "--paradigm", "boxpoints", "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    out_dir = run / "checkpoints" / "sft-boxpoints"
+    assert "not enough disk space" in err and str(out_dir) in err and "Traceback" not in err
+    assert not out_dir.exists()

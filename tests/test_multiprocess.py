@@ -59,17 +59,17 @@ def _weights_sum(model) -> float:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A run folder with a 6-image SynthRef and a tiny untrained base policy (what notebooks 01/03 would leave)."""
+    """A run folder with a 6-image SynthRef and a tiny untrained base policy (where notebooks 01/03 leave them)."""
+    from seglib.config import load_params
     from seglib.data import load_samples, synthref
     from seglib.models import build_tiny_policy
-    from seglib.paradigms import get
+    from seglib.train.sft import training_texts
 
     run = tmp_path_factory.mktemp("mp") / "run"
     synthref.generate(run / "data", 6, 0, image_size=64, progress=False)
-    texts = []
-    for s in load_samples(run / "data"):
-        texts += [s.query, get("boxpoints").prompt(s), get("boxpoints").target_for_sample(s)]
-    build_tiny_policy(TINY, texts, run / "checkpoints" / "base")
+    options = load_params(ROOT / "params" / "smoke.yaml").get("sft_options") or {}
+    texts = training_texts(["boxpoints"], load_samples(run / "data", "train"), [], options)
+    build_tiny_policy(TINY, texts, run / "checkpoints" / "policy-base")
     return run
 
 
@@ -85,10 +85,10 @@ def _check_both_ranks(out_dir: Path, stage: str, steps: int) -> list[dict]:
 def test_sft_then_grpo_on_two_processes(run_dir):
     from seglib.models import load_policy
 
-    base, _ = load_policy(run_dir / "checkpoints" / "base")
+    base, _ = load_policy(run_dir / "checkpoints" / "policy-base")
     base_sum = _weights_sum(base)
 
-    _launch("sft", run_dir, "--max-steps", "2")
+    _launch("sft", run_dir, "--max-steps", "2", "-p", "sft_eval_samples=1")
     sft_dir = run_dir / "checkpoints" / "sft-boxpoints"
     ranks = _check_both_ranks(sft_dir, "sft", 2)
     # the replicas were kept in sync by the gradient all-reduce, and training changed them

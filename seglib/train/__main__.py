@@ -17,10 +17,9 @@ What it does, per stage:
 - the run folder's ``data/`` (notebook 01) is made first if it is missing (the
   main process writes it, the others wait); ``clicks`` SFT also needs notebook
   02's ``trajectories/train.jsonl`` and makes it the same way;
-- ``sft``: the base policy is ``policy`` (HF name or path) or the run's tiny
-  base ``checkpoints/base`` (built from ``tiny_*`` parameters when missing);
-  rows come from ``seglib.train.sft`` (``sample_rows`` / ``click_rows``);
-  training is ``seglib.train.sft.train_sft`` into ``checkpoints/sft-<paradigm>``;
+- ``sft``: notebook 03's ``seglib.train.sft.sft_paradigm`` from ``policy`` (HF
+  name or path) or the run's tiny base ``checkpoints/policy-base`` (built as
+  notebook 03 builds it when missing) into ``checkpoints/sft-<paradigm>``;
 - ``grpo``: ``seglib.train.grpo.run_grpo_stage`` from ``checkpoints/sft-<paradigm>``
   into ``checkpoints/grpo-<paradigm>``, with ``GRPOParams`` built from the
   ``grpo_*`` parameters exactly as notebook 04 builds them;
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 PARADIGMS = ("boxpoints", "polygon", "clicks")
-BASE_DIR = "checkpoints/base"
+BASE_DIR = "checkpoints/policy-base"  # where notebook 03 leaves the tiny base
 
 
 def _now() -> str:
@@ -98,29 +97,30 @@ def ensure_trajectories(run_dir: Path, params: dict, state, samples) -> Path:
     return path
 
 
-def ensure_base_policy(run_dir: Path, params: dict, state, samples) -> str:
-    """``policy`` if given; else the run's tiny base policy, built by the main process if missing."""
-    from seglib.models import DEFAULT_TINY_PARAMS, build_tiny_policy
-    from seglib.paradigms import get
+def ensure_base_policy(run_dir: Path, params: dict, state, train, trajectories, options: dict) -> str:
+    """``policy`` if given; else the run's tiny base ``checkpoints/policy-base`` as notebook 03 builds it
+    (``tiny_policy`` parameters, tokenizer trained on ``sft.training_texts``, dense vision pre-training),
+    built by the main process if missing while the others wait."""
+    from seglib.models import build_tiny_policy, load_policy
+    from seglib.train import sft
+    from seglib.train.pretrain_vision import pretrain_on_folder
 
     if params.get("policy"):
         return str(params["policy"])
     base = run_dir / BASE_DIR
     with state.main_process_first():
         if not (base / "config.json").is_file():
-            tiny = {k: params[f"tiny_{k}"] for k in DEFAULT_TINY_PARAMS if params.get(f"tiny_{k}") is not None}
-            tiny.setdefault("seed", params.get("seed", 0))
-            texts = []
-            for s in samples:
-                texts.append(s.query)
-                for name in ("boxpoints", "polygon"):
-                    try:
-                        texts.append(get(name).target_for_sample(s))
-                    except Exception:  # a sample a paradigm cannot express adds no text
-                        pass
-            texts += [get("clicks").prompt(s) for s in samples[:50]]
             _log(state, f"building the tiny base policy in {base}")
-            build_tiny_policy(tiny, texts, base)
+            paradigms = list(params.get("paradigms") or PARADIGMS)
+            build_tiny_policy({**(params.get("tiny_policy") or {}), "seed": int(params.get("seed", 0))},
+                              sft.training_texts(paradigms, train, trajectories, options), base)
+            steps = int(_pick(params, "sft_vision_pretrain_steps", 0))
+            if steps > 0:
+                model, processor = load_policy(base)
+                pretrain_on_folder(model, processor, run_dir / "data", "train", steps=steps,
+                                   batch_size=int(_pick(params, "sft_batch_size", 4)),
+                                   lr=float(_pick(params, "sft_learning_rate", 1e-3)), seed=int(params.get("seed", 0)))
+                model.save_pretrained(base)
     return str(base)
 
 
@@ -167,64 +167,57 @@ def _write_rank(out_dir: Path, state, started: str, extra: dict) -> None:
 
 # --------------------------------------------------------------------------- stages
 def sft_settings(params: dict, max_steps: int | None = None):
-    """``SFTSettings`` from the ``sft_*`` parameters (missing ones keep the dataclass defaults)."""
-    from dataclasses import fields
-
+    """``SFTSettings`` from the ``sft_*`` parameters, as notebook 03 builds them."""
     from seglib.train.sft import SFTSettings
 
-    names = {f.name for f in fields(SFTSettings)} - {"extra", "seed"}
-    aliases = {"max_steps": "sft_steps"}
-    kwargs = {}
-    for name in names:
-        for key in (aliases.get(name), f"sft_{name}"):
-            if key and params.get(key) is not None:
-                kwargs[name] = params[key]
-                break
-    if max_steps is not None:
-        kwargs["max_steps"] = max_steps
-    return SFTSettings(seed=int(params.get("seed", 0)), **kwargs)
+    d = SFTSettings()
+    steps = max_steps if max_steps is not None else int(_pick(params, "sft_steps", d.max_steps))
+    eval_steps = int(_pick(params, "sft_eval_steps", d.eval_steps))
+    return SFTSettings(max_steps=steps, learning_rate=_pick(params, "sft_learning_rate", d.learning_rate),
+                       batch_size=_pick(params, "sft_batch_size", d.batch_size),
+                       warmup_ratio=_pick(params, "sft_warmup_ratio", d.warmup_ratio), eval_steps=eval_steps,
+                       save_steps=eval_steps, logging_steps=max(1, steps // 20),
+                       dense_weight=_pick(params, "sft_dense_weight", 0.0) if not params.get("policy") else 0.0,
+                       bf16=bool(_pick(params, "sft_bf16", d.bf16)), seed=int(params.get("seed", 0)))
 
 
 def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max_steps: int | None) -> dict:
+    """Notebook 03's training of one paradigm (``seglib.train.sft.sft_paradigm``) into ``checkpoints/sft-<paradigm>``."""
     from seglib.data import load_samples
-    from seglib.models import load_policy
     from seglib.runs import check_free_space
-    from seglib.train.sft import click_rows, sample_rows, train_sft
+    from seglib.segmenters import build_segmenter
+    from seglib.train import sft
+    from seglib.trajectories import read_trajectories
 
     data_dir = ensure_data(run_dir, params, state)
-    train = load_samples(data_dir, split="train")
-    max_train = params.get("sft_max_train_samples")
-    if max_train is not None:
-        train = train[: int(max_train)]
+    kinds = params.get("sft_train_kinds") or ["referring", "multi", "empty"]
+    train = [s for s in load_samples(data_dir, "train") if s.kind in kinds][: params.get("sft_max_train_samples")]
+    val = [s for s in load_samples(data_dir, "val") if s.kind != "reasoning"][: int(_pick(params, "sft_eval_samples", 4))]
+    trajectories = []
+    if paradigm == "clicks":
+        path = ensure_trajectories(run_dir, params, state, load_samples(data_dir, "train"))
+        trajectories = read_trajectories(path)[: params.get("sft_max_trajectories")]
+    options = params.get("sft_options") or {}
     out_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
-    if (out_dir / "sft_settings.json").is_file() and not resume:
+    if (out_dir / "sft_done.json").is_file() and not resume:
         raise FileExistsError(f"{out_dir} already holds a finished SFT run; use --resume or a new run folder")
     if not resume and any(out_dir.glob("checkpoint-*")):
         raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it")
-    policy = ensure_base_policy(run_dir, params, state, train)
+    base = ensure_base_policy(run_dir, params, state, train, trajectories, options)
     settings = sft_settings(params, max_steps)
-    check_free_space(out_dir, checkpoint_bytes(policy, settings.save_total_limit))
-    lora_r = int(params.get("sft_lora_r") or 0)
-    model, processor = load_policy(policy, lora={"r": lora_r, "lora_alpha": lora_r} if lora_r else None,
-                                   device=params.get("device", "cpu"))
-    if paradigm == "clicks":
-        from seglib.trajectories import read_trajectories
-
-        trajectories = read_trajectories(ensure_trajectories(run_dir, params, state, train))
-        rows = click_rows(train, trajectories, {"prm": bool(params.get("clicks_prm", False))})
-    else:
-        rows = sample_rows(paradigm, train)
-    if not rows:
-        raise ValueError(f"{data_dir}: no training rows for paradigm {paradigm!r}")
-    _log(state, f"SFT {paradigm}: {len(rows)} rows, {settings.max_steps} steps -> {out_dir}")
-    result = train_sft(model, processor, rows, None, out_dir, settings, resume=resume)
-    if state.is_main_process and not (out_dir / "task.json").exists():
-        task = {"paradigm": paradigm}
-        if paradigm == "clicks":
-            task["prm"] = bool(params.get("clicks_prm", False))
-        (out_dir / "task.json").write_text(json.dumps(task, indent=1))
+    check_free_space(out_dir, checkpoint_bytes(base, settings.save_total_limit, lora=bool(params.get("lora"))))
+    device = params.get("device", "cpu")
+    seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),
+                          sam2_checkpoint=params.get("sam2_checkpoint"))
+    _log(state, f"SFT {paradigm}: {len(train)} train samples, {settings.max_steps} steps from {base} -> {out_dir}")
+    result = sft.sft_paradigm(paradigm, base, out_dir, train, val, seg, settings, options.get(paradigm),
+                              trajectories=trajectories, data_dir=data_dir, lora=params.get("lora"), resume=resume,
+                              device=device, max_clicks=int(_pick(params, "sft_eval_clicks", 5)),
+                              max_new_tokens=int(_pick(params, "sft_max_new_tokens", 48)),
+                              eval_during=int(_pick(params, "sft_eval_during", 0)))
     steps = max((e.get("step", 0) for e in result["log_history"]), default=0)
-    return {"out_dir": str(out_dir), "global_step": int(steps), "rows": len(rows), "weights_sum": weights_sum(model)}
+    return {"out_dir": str(out_dir), "global_step": int(steps), "train_rows": result["n_train_rows"],
+            "weights_sum": weights_sum(result["model"])}
 
 
 def weights_sum(model) -> float:
