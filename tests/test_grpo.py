@@ -227,12 +227,15 @@ _CHILD = textwrap.dedent("""
     from test_grpo import toy_rows, toy_scorer, COMPONENTS
     from seglib.train.grpo import GRPOParams, train_grpo
 
-    def slow_scorer(texts, row):
+    import random
+    rnd = random.Random(0)
+
+    def slow_scorer(texts, row):  # random rewards: non-zero advantages, so the weights move every step
         time.sleep(0.3)
-        return toy_scorer(texts, row)
+        return [{{"has_target": rnd.random(), "short": 0.0}} for t in texts]
 
     params = GRPOParams(num_generations=2, prompts_per_step=1, max_steps=12, save_steps=2, save_total_limit=None,
-                        max_completion_length=4)
+                        max_completion_length=4, learning_rate=1e-2)
     train_grpo({policy!r}, toy_rows(), slow_scorer, COMPONENTS, {out!r}, params)
 """)
 
@@ -263,7 +266,21 @@ def test_sigkill_after_checkpoint_then_resume(tiny_policy, tmp_path):
 
     params = GRPOParams(num_generations=2, prompts_per_step=1, max_steps=12, save_steps=2, save_total_limit=None,
                         max_completion_length=4)
-    train_grpo(tiny_policy, toy_rows(), toy_scorer, COMPONENTS, out, params)
+    from transformers import AutoModelForImageTextToText, TrainerCallback
+
+    saved = AutoModelForImageTextToText.from_pretrained(last_checkpoint(out)).state_dict()
+    base = AutoModelForImageTextToText.from_pretrained(tiny_policy).state_dict()
+    seen = {}
+
+    class WeightsAtResume(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            sd = model.state_dict()
+            seen["checkpoint"] = all(torch.equal(sd[k], v) for k, v in saved.items())
+            seen["base"] = all(torch.equal(sd[k], v) for k, v in base.items())
+
+    train_grpo(tiny_policy, toy_rows(), toy_scorer, COMPONENTS, out, params, callbacks=[WeightsAtResume()])
+    # training continues from the checkpoint's weights (transformers 5.23 alone would restart from the base's)
+    assert seen == {"checkpoint": True, "base": False}
     done = json.loads((out / "grpo_done.json").read_text())
     assert done["steps"] == 12
     assert done["resumed_from"].endswith(f"checkpoint-{ckpt_step}")

@@ -52,7 +52,10 @@ Checkpoints and resume
 ----------------------
 trl/transformers checkpoints go to ``<out_dir>/checkpoint-<step>/`` every
 ``save_steps``; ``resume=True`` continues from the last one (a killed run
-loses at most one save interval). The final policy is saved at ``<out_dir>``
+loses at most one save interval). transformers 5.23's resume skips a
+vision-language model's weights (key names differ from the module names), so
+the trainer re-reads them through ``from_pretrained`` after its own load
+(:func:`reload_checkpoint_weights`); the kill test checks the weights. The final policy is saved at ``<out_dir>``
 itself like a real checkpoint (LoRA merged into the weights), with
 ``grpo_done.json``; a finished folder is not trained again.
 """
@@ -175,10 +178,50 @@ def take_rows(batch: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
     return out
 
 
-def _rest_trainer_class():
+def reload_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
+    """Put a checkpoint's weights into ``model`` through ``from_pretrained`` (with its key conversion).
+
+    transformers 5.23's ``Trainer`` resume reads ``model.safetensors`` without
+    the key conversion ``from_pretrained`` applies to vision-language models
+    (huggingface/transformers#43701): the saved keys
+    (``language_model.model.…``) do not match the module names
+    (``model.language_model.…``), are skipped, and training silently restarts
+    from the initial weights. A LoRA checkpoint (adapter files) is left to
+    the Trainer, which loads adapters by name.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    checkpoint = Path(checkpoint)
+    inner = model.module if hasattr(model, "module") else model
+    if hasattr(inner, "peft_config") or not (checkpoint / "config.json").exists():
+        return
+    dtype = next(inner.parameters()).dtype
+    fresh = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=dtype)
+    missing, unexpected = inner.load_state_dict(fresh.state_dict(), strict=False)
+    if unexpected or [k for k in missing if not k.endswith("lm_head.weight")]:
+        raise RuntimeError(f"{checkpoint}: weights do not fit the model (missing {missing[:3]}, unexpected "
+                           f"{unexpected[:3]})")
+    del fresh
+
+
+def _trainer_class(rest: bool = False):
+    """``GRPOTrainer`` (``rest``: ``RESTGRPOTrainer``) whose resume really restores the checkpoint's weights."""
     from trl import GRPOTrainer
 
-    class RESTGRPOTrainer(GRPOTrainer):
+    class ResumableGRPOTrainer(GRPOTrainer):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            reload_checkpoint_weights(self.model if model is None else model, resume_from_checkpoint)
+
+    return _rest_trainer_class(ResumableGRPOTrainer) if rest else ResumableGRPOTrainer
+
+
+def _rest_trainer_class(base: Any = None):
+    from trl import GRPOTrainer
+
+    base = base or GRPOTrainer
+
+    class RESTGRPOTrainer(base):
         """GRPOTrainer that trains on the ``rest_keep`` most extreme-advantage rollouts of each group (StAR REST)."""
 
         def __init__(self, *args: Any, rest_keep: int, **kwargs: Any):
@@ -376,7 +419,7 @@ def train_grpo(
     from the last. ``task`` (paradigm, template, style, resize, prm: how the
     policy reads and writes) is saved as ``task.json`` for inference.
     """
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from seglib.models import load_policy
 
@@ -441,9 +484,9 @@ def train_grpo(
         callbacks=[_log_callback(out_dir / "log.jsonl"), *callbacks],
     )
     if p.rest_keep is not None:
-        trainer = _rest_trainer_class()(rest_keep=p.rest_keep, **trainer_kwargs)
+        trainer = _trainer_class(rest=True)(rest_keep=p.rest_keep, **trainer_kwargs)
     else:
-        trainer = GRPOTrainer(**trainer_kwargs)
+        trainer = _trainer_class()(**trainer_kwargs)
     trainer.train(resume_from_checkpoint=resume_from)
 
     final = trainer.model
@@ -601,7 +644,7 @@ def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None
 
 # ----------------------------------------------------------------------------------------------- run-folder stage
 #: Where notebook 03 may leave the untrained (or vision-pretrained) tiny base policy, in order of preference.
-BASE_POLICY_DIRS = ("checkpoints/base", "checkpoints/tiny-base", "checkpoints/tiny", "policy", "checkpoints/base-policy")
+BASE_POLICY_DIRS = ("checkpoints/policy-base", "checkpoints/base", "checkpoints/tiny-base", "checkpoints/tiny", "policy", "checkpoints/base-policy")
 
 
 def base_policy_path(run_dir: str | Path, policy: str | None = None) -> str:
