@@ -84,6 +84,7 @@ def _check_both_ranks(out_dir: Path, stage: str, steps: int) -> list[dict]:
 
 def test_sft_then_grpo_on_two_processes(run_dir):
     from seglib.models import load_policy
+    from seglib.train.__main__ import launch_accelerate
 
     base, _ = load_policy(run_dir / "checkpoints" / "policy-base")
     base_sum = _weights_sum(base)
@@ -100,7 +101,9 @@ def test_sft_then_grpo_on_two_processes(run_dir):
     state = json.loads((sft_dir / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
 
-    _launch("grpo", run_dir, "--max-steps", "2", *SMALL_GRPO)
+    # GRPO through the helper notebooks use with `launcher: accelerate` (streams the launcher's output)
+    launch_accelerate("grpo", run_dir, CONFIG, params_file=ROOT / "params" / "smoke.yaml", paradigms=["boxpoints"],
+                      resume=False, overrides=[o for o in SMALL_GRPO if o != "-p"], extra_args=["--max-steps", "2"])
     grpo_dir = run_dir / "checkpoints" / "grpo-boxpoints"
     _check_both_ranks(grpo_dir, "grpo", 2)
     assert json.loads((grpo_dir / "grpo_done.json").read_text())["steps"] == 2

@@ -199,8 +199,11 @@ def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max
         trajectories = read_trajectories(path)[: params.get("sft_max_trajectories")]
     options = params.get("sft_options") or {}
     out_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
-    if (out_dir / "sft_done.json").is_file() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a finished SFT run; use --resume or a new run folder")
+    if (out_dir / "sft_done.json").is_file():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds a finished SFT run; use --resume or a new run folder")
+        _log(state, f"{out_dir} is finished: not trained again")
+        return {"out_dir": str(out_dir), "global_step": None, "skipped": True}
     if not resume and any(out_dir.glob("checkpoint-*")):
         raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it")
     base = ensure_base_policy(run_dir, params, state, train, trajectories, options)
@@ -276,6 +279,46 @@ def run_grpo(run_dir: Path, paradigm: str, params: dict, state, resume: bool, ma
     done = Path(out) / "grpo_done.json"
     steps = json.loads(done.read_text()).get("steps") if done.is_file() else None
     return {"out_dir": str(out), "global_step": steps}
+
+
+# --------------------------------------------------------------------------- from a notebook
+def launch_accelerate(stage: str, run_dir: str | Path, accelerate_config: str | Path, params_file: str | Path | None = None,
+                      overrides: list[str] = (), paradigms: list[str] | None = None, resume: bool = True,
+                      extra_args: list[str] = ()) -> None:
+    """Hand one training stage to ``accelerate launch -m seglib.train`` (notebooks 03/04 with ``launcher: accelerate``).
+
+    ``params_file`` defaults to ``<run_dir>/params.yaml``, the resolved parameters
+    the runner (``python -m seglib run``) writes, so a papermill-driven run trains
+    with exactly its own parameters. Each paradigm is one launch, resumed from its
+    last checkpoint by default. The launcher's output streams into the notebook;
+    a failed launch raises ``seglib.runs.RunError`` naming the command.
+    """
+    import shlex
+    import subprocess
+
+    from seglib.runs import RunError
+
+    run_dir = Path(run_dir).resolve()
+    params_file = Path(params_file) if params_file else run_dir / "params.yaml"
+    if not params_file.is_file():
+        raise RunError(f"{params_file}: no parameter file for the launcher (pass params_file=)")
+    if not Path(accelerate_config).is_file():
+        raise RunError(f"accelerate config {accelerate_config} does not exist")
+    for paradigm in paradigms or [None]:
+        cmd = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file",
+               str(accelerate_config), "-m", "seglib.train", stage, "--params", str(params_file), "--run-dir",
+               str(run_dir)]
+        cmd += (["--paradigm", paradigm] if paradigm else []) + (["--resume"] if resume else [])
+        cmd += [a for o in overrides for a in ("-p", o)] + list(extra_args)
+        print("$", shlex.join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        tail: list[str] = []
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            tail = (tail + [line])[-20:]
+        if proc.wait() != 0:
+            raise RunError(f"{stage} launch failed (exit {proc.returncode}): {shlex.join(cmd)}\n"
+                           f"  last lines: {''.join(tail[-5:]).strip()}")
 
 
 # --------------------------------------------------------------------------- command line
