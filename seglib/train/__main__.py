@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     state = PartialState(cpu=params.get("device", "cpu") == "cpu")
+    if str(params.get("device", "cpu")).startswith("cuda") and state.num_processes > 1:
+        params = {**params, "device": str(state.device)}  # this rank's GPU, not cuda:0 for every rank
     run_dir = Path(args.run_dir or REPO_ROOT / "outputs" / Path(args.params).stem).resolve()
     paradigms = [args.paradigm] if args.paradigm else list(params.get("paradigms") or PARADIGMS)
     seed_everything(int(params.get("seed", 0)))
