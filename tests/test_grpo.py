@@ -314,3 +314,33 @@ def test_paradigm_rows_score_the_sft_target_at_the_maximum(tmp_path):
     for s, row in zip(samples, rows):
         best, junk = scorer([polygon.target_for_sample(s), "no answer"], row)
         assert best["simpleseg_iou"] > 0.7 and best["simpleseg_format"] == 1.0 and junk["simpleseg_format"] == 0.0
+
+
+def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):
+    """StAR's reward for a group of G answers: one image encoding, one ``predict_many`` holding all G prompts."""
+    from seglib.data import load_samples, synthref
+    from seglib.paradigms import boxpoints
+    from seglib.segmenters import build_segmenter
+    from seglib.train.grpo import grpo_rows, paradigm_scorer
+
+    synthref.generate(tmp_path / "data", n_images=4, seed=1, image_size=112)
+    by_image = {s.image_path: s for s in load_samples(tmp_path / "data", split="train") if s.target_rles}
+    samples = list(by_image.values())[:2]  # two different images: each must be encoded exactly once
+    seg = build_segmenter("classic")
+    calls = []
+    original = seg.predict_many
+
+    def counting(prompts):
+        calls.append(len(prompts))
+        return original(prompts)
+
+    seg.predict_many = counting
+    rows = grpo_rows("boxpoints", samples, {"style": "list"})
+    scorer, _ = paradigm_scorer("boxpoints", ["star"], seg)
+    for s, row in zip(samples, rows):
+        texts = [boxpoints.target_for_sample(s, style="list")] * 4
+        encodes, calls[:] = seg.encode_count, []
+        scores = scorer(texts, row)
+        n_objects = len(s.target_rles)
+        assert seg.encode_count - encodes == 1 and calls == [4 * n_objects]
+        assert all(sc["star_accuracy"] > 0 for sc in scores)
