@@ -15,9 +15,10 @@ the mask decoder as one batch (point_coords (B, N, 2), point_labels (B, N),
 box (B, 4), mask_input (B, 1, S/4, S/4)) so the results equal one-by-one calls;
 prompts of different structure go in separate batches instead of being padded.
 ``decode_batch_size`` caps a batch. Default (None): all prompts of a structure in
-one call on a GPU, one prompt per call on CPU, where the decoder is memory-bound:
-8 box+point prompts at 1024 px took 3.5 s as one batch against 2.6 s as 8 single
-calls (hiera-t, one thread; bench/segmenter_cache.py prints both).
+one call on a GPU, one prompt per call on CPU, where batching buys nothing: 8
+box+point prompts at 1024 px cost the same CPU time either way (hiera-t, one
+thread), and on a busy machine the batch of 8 took 3.5 s of wall time against
+2.6 s for 8 single calls (memory-bound). bench/segmenter_cache.py prints both.
 """
 from __future__ import annotations
 
