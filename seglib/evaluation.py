@@ -47,7 +47,7 @@ show points (× 100).
     }
 
 ``delta_*`` and ``ci95_giou`` are in IoU points (× 100), ``null`` where not
-measured. ``ci95_giou`` is a paired bootstrap (1000 resamples of the shared
+measured (the run lacks a side, or neither side parsed a single answer). ``ci95_giou`` is a paired bootstrap (1000 resamples of the shared
 samples, seed 0).
 
 Files written by ``evaluate_run``: ``metrics.json``; ``tables/results.md``
@@ -468,10 +468,12 @@ CLAIMS = (
           ("test_reasoning", "test")),
     Claim("SegAgent", "PRM-guided stopping (tree search, K = 1) beats plain greedy clicking",
           "published: +2.4 (DIS) / +4.1 (ThinObject) mIoU on HRES with K = 1",
-          "clicks", ("*", "greedy"), ("*", "prm_search_k1"), "clicks greedy and prm_search_k1 predictions"),
+          "clicks", ("*", "greedy"), ("*", "prm_search_k1"),
+          "clicks greedy and prm_search_k1 predictions (PRM search needs a clicks policy trained in PRM format)"),
     Claim("SegAgent", "more candidates per step (K = 3) beat K = 1",
           "published: a further +7.4 (DIS) / +10.6 (ThinObject) mIoU on HRES with K = 3",
-          "clicks", ("*", "prm_search_k1"), ("*", "prm_search_k3"), "prm_search_k1 and prm_search_k3 predictions"),
+          "clicks", ("*", "prm_search_k1"), ("*", "prm_search_k3"),
+          "prm_search_k1 and prm_search_k3 predictions (PRM search needs a clicks policy trained in PRM format)"),
     Claim("SegAgent", "StaR+ policy improvement beats the SFT policy",
           "published: StaR+ improves over SFT (direction only; METHODS.md gives no figure)",
           "clicks", ("sft", "greedy"), ("star", "greedy"), "sft-clicks and star-clicks greedy predictions"),
@@ -527,8 +529,13 @@ def claims_table(entries: dict, records_by_name: dict[str, list[dict]], split: s
         else:
             d = paired_delta(records_by_name[a], records_by_name[b], where)
             row.update({k: d[k] for k in ("n", "delta_giou", "delta_ciou", "ci95_giou")})
+            parsed = [sum(bool(r["parsed"]) for r in records_by_name[x] if r["split"] == where) for x in (a, b)]
             if d["n"] == 0:
                 row["measured"] = f"not measured: {a} and {b} share no {where} samples"
+            elif parsed == [0, 0]:
+                row.update(n=d["n"], delta_giou=None, delta_ciou=None, ci95_giou=None)
+                row["measured"] = (f"not measured: neither {a} nor {b} wrote a parsable answer on {where} "
+                                   f"(n = {d['n']}), so the comparison says nothing")
             else:
                 row["measured"] = (f"{b} vs {a} on {where} (n = {d['n']}): "
                                    f"{d['delta_giou']:+.1f} gIoU / {d['delta_ciou']:+.1f} cIoU points")

@@ -189,3 +189,12 @@ def test_metrics_json_schema_tables_figures_and_claims(tmp_path):
         assert (run / "figures" / name).stat().st_size > 0
     results = (run / "tables" / "results.md").read_text()
     assert "| boxpoints | sft | greedy | val | 4 | 58.3 | 38.1 | 75% | 33.3 |" in results
+
+
+def test_claim_with_no_parsable_answer_on_either_side_is_not_measured(tmp_path):
+    gt = mask(S, rows=0)
+    run = write_run(tmp_path, [[record("s1", gt, None, checkpoint="sft-polygon", paradigm="polygon")],
+                               [record("s1", gt, None, checkpoint="grpo-polygon", paradigm="polygon")]])
+    m = evaluate_run(run, figures=False)
+    row = next(c for c in m["claims"] if c["paper"] == "SimpleSeg")
+    assert row["verdict"] == "not measured" and row["delta_giou"] is None and "parsable" in row["measured"]
