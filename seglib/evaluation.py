@@ -398,7 +398,17 @@ def main_split(records_by_name: dict[str, list[dict]]) -> str | None:
     return sorted(splits, key=lambda s: (PREFERRED_SPLITS.index(s) if s in PREFERRED_SPLITS else 99, s))[0]
 
 
+def _k_of(strategy: str) -> int:
+    tail = strategy.rsplit("_k", 1)[-1]
+    return int(tail) if strategy.startswith("prm_search_k") and tail.isdigit() else 0
+
+
 def _find(entries: dict, paradigm: str, stage: str, strategy: str) -> str | None:
+    """The entry of (paradigm, stage, strategy); strategy "prm_search_kmax" is the largest K > 1."""
+    if strategy == "prm_search_kmax":
+        cands = [(_k_of(e["strategy"]), n) for n, e in entries.items()
+                 if e["paradigm"] == paradigm and e["stage"] == stage and _k_of(e["strategy"]) > 1]
+        return max(cands)[1] if cands else None
     for name, e in entries.items():
         if e["paradigm"] == paradigm and e["stage"] == stage and e["strategy"] == strategy:
             return name
@@ -470,10 +480,10 @@ CLAIMS = (
           "published: +2.4 (DIS) / +4.1 (ThinObject) mIoU on HRES with K = 1",
           "clicks", ("*", "greedy"), ("*", "prm_search_k1"),
           "clicks greedy and prm_search_k1 predictions (PRM search needs a clicks policy trained in PRM format)"),
-    Claim("SegAgent", "more candidates per step (K = 3) beat K = 1",
+    Claim("SegAgent", "more candidates per step (K > 1; the paper's K = 3) beat K = 1",
           "published: a further +7.4 (DIS) / +10.6 (ThinObject) mIoU on HRES with K = 3",
-          "clicks", ("*", "prm_search_k1"), ("*", "prm_search_k3"),
-          "prm_search_k1 and prm_search_k3 predictions (PRM search needs a clicks policy trained in PRM format)"),
+          "clicks", ("*", "prm_search_k1"), ("*", "prm_search_kmax"),
+          "prm_search_k1 and prm_search_k<K > 1> predictions (PRM search needs a clicks policy trained in PRM format)"),
     Claim("SegAgent", "StaR+ policy improvement beats the SFT policy",
           "published: StaR+ improves over SFT (direction only; METHODS.md gives no figure)",
           "clicks", ("sft", "greedy"), ("star", "greedy"), "sft-clicks and star-clicks greedy predictions"),

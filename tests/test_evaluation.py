@@ -198,3 +198,15 @@ def test_claim_with_no_parsable_answer_on_either_side_is_not_measured(tmp_path):
     m = evaluate_run(run, figures=False)
     row = next(c for c in m["claims"] if c["paper"] == "SimpleSeg")
     assert row["verdict"] == "not measured" and row["delta_giou"] is None and "parsable" in row["measured"]
+
+
+def test_k_claim_compares_k1_with_the_largest_k(tmp_path):
+    k1 = prm_records()
+    k2 = prm_records()
+    for r in k2:
+        r["strategy"], r["search"] = "prm_search_k2", {"k": 2, "t": 3}
+    k2[0]["mask_rle"] = encode_rle(mask(G, first=50))  # c1: .9 → 1.0
+    run = write_run(tmp_path, [clicks_records(), k1, k2])
+    m = evaluate_run(run, figures=False)
+    row = next(c for c in m["claims"] if c["paper"] == "SegAgent" and "K > 1" in c["claim"])
+    assert "prm_search_k2" in row["measured"] and row["delta_giou"] == pytest.approx(5.0)
