@@ -43,10 +43,19 @@ Keys present for some strategies:
 * ``vote`` (vote): ``{"n", "k_hat", "empty", "clusters": [{"members":
   [[sample, object], ...], "votes", "mean_score", "chosen", "rle"}]}``.
 * ``steps`` (clicks): list of ``{"step" (1-based), "text", "click"
-  ([x, y, positive] or null), "pred_iou" (self-predicted, fraction, or null),
-  "iou" (true IoU of the step's mask), "mask_rle", "candidates"}``; for
-  ``prm_search`` each candidate is ``{"text", "click", "pred_iou", "iou",
-  "mask_rle"}``, and ``best_step`` (1-based) and ``stopped_by`` are set.
+  ([x, y, positive] in pixels, or null), "pred_iou" (self-predicted IoU of
+  the step's mask, fraction, or null for a non-PRM policy), "iou" (true IoU of
+  the step's mask), "mask_rle", "chosen" (index into candidates),
+  "candidates"}``; each candidate is ``{"text" (the action's text), "click",
+  "score_text" (the greedy text at the candidate's next state, which holds
+  its predicted IoU), "pred_iou", "iou", "mask_rle"}`` (one candidate for
+  ``greedy``, K for ``prm_search_k<K>``). Clicks lines also carry
+  ``best_step`` (1-based; the last step for greedy), ``stopped_by``
+  ("max_steps" | "patience" | "no_action") and ``search`` ``{"k", "t",
+  "initial_pred_iou"}``.
+
+Prediction files are append-only JSONL; ``read_predictions`` tolerates a torn
+last line, and ``predict_split`` resumes at the first missing sample.
 """
 from __future__ import annotations
 
