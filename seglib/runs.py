@@ -161,6 +161,8 @@ def run_notebooks(
     # papermill warns about parameter lines it cannot parse (inline comments) although it injects them fine
     logging.getLogger("papermill").setLevel(logging.ERROR)
     params = load_params(params_path, overrides, notebook_dir=notebook_dir)
+    # the kernels inherit it: string hashes, hence set order (e.g. trl's model-card tags), repeat from run to run
+    os.environ.setdefault("PYTHONHASHSEED", str(params.get("seed", 0)))
     paths = select_notebooks(notebook_paths(notebook_dir), only)
     if not paths:
         raise RunError(f"no notebooks found in {notebook_dir}")
