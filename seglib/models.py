@@ -49,15 +49,33 @@ _CHAT_TEMPLATE = (
     "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
     "{{ '<|im_end|>' }}{% endgeneration %}"
     "{% else %}"
-    "{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ '__IMAGE__' }}"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{{ '<|im_end|>' }}"
+    "__USER_PARTS__"
+    "{{ '<|im_end|>' }}"
     "{% endif %}{% endif %}"
     "{{ '\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+# user content in the order given (image, then text: the usual VLM layout) ...
+_USER_PARTS_IN_ORDER = (
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '__IMAGE__' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}"
+)
+# ... or the text first, then the image: with causal attention the image tokens can then read the query
+_USER_PARTS_TEXT_FIRST = (
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '__IMAGE__' }}{% endif %}{% endfor %}"
+)
+
+
+def chat_template(image_markup: str, text_first: bool = False) -> str:
+    """The tiny policy's ChatML template; ``image_markup`` is what stands for one image."""
+    parts = _USER_PARTS_TEXT_FIRST if text_first else _USER_PARTS_IN_ORDER
+    return _CHAT_TEMPLATE.replace("__USER_PARTS__", parts).replace("__IMAGE__", image_markup)
+
 
 DEFAULT_TINY_PARAMS: dict[str, Any] = {
     "arch": "llava",
@@ -71,7 +89,8 @@ DEFAULT_TINY_PARAMS: dict[str, Any] = {
     "text_heads": 4,
     "vocab_size": 600,
     "split_digits": True,  # every digit its own token; False keeps digit runs whole ("27" one token if learnt)
-    "number_tokens": 0,  # > 0: the integers 0..N-1 are taught to the BPE trainer, so each is one token
+    "number_tokens": 0,
+    "text_first": False,  # chat template puts the query before the image tokens  # > 0: the integers 0..N-1 are taught to the BPE trainer, so each is one token
     "max_position_embeddings": 1024,
     "seed": 0,
 }
@@ -229,7 +248,7 @@ def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: 
     arch = p["arch"]
     if arch == "llava":
         tokenizer = train_tokenizer(train_texts, p["vocab_size"], [IMAGE_TOKEN_LLAVA], p["split_digits"], p["number_tokens"])
-        template = _CHAT_TEMPLATE.replace("__IMAGE__", IMAGE_TOKEN_LLAVA)
+        template = chat_template(IMAGE_TOKEN_LLAVA, p["text_first"])
         side = p["image_size"]
         image_processor = CLIPImageProcessor(
             size={"height": side, "width": side},
@@ -251,7 +270,7 @@ def build_tiny_policy(params: dict | None, train_texts: Iterable[str], out_dir: 
         model = LlavaForConditionalGeneration(_llava_config(p, tokenizer))
     elif arch == "qwen2_5_vl":
         tokenizer = train_tokenizer(train_texts, p["vocab_size"], QWEN_SPECIAL, p["split_digits"], p["number_tokens"])
-        template = _CHAT_TEMPLATE.replace("__IMAGE__", "<|vision_start|><|image_pad|><|vision_end|>")
+        template = chat_template("<|vision_start|><|image_pad|><|vision_end|>", p["text_first"])
         side = p["image_size"]
         unit = p["patch_size"] * 2
         if side % unit:

@@ -8,7 +8,10 @@ stage gives the image tokens that knowledge directly. For every image token
 
 - objectness (binary cross-entropy);
 - colour, shape and size class of that object (cross-entropy; class 0 = background);
-- the object's box, normalised to [0, 1] (L1, on object tokens only).
+- the object's box: each coordinate as one of ``box_bins`` bins (cross-entropy,
+  on object tokens only), or with ``box_bins=0`` normalised to [0, 1] (L1).
+  Bins give features that say "x0 is in bin 7" in a form a linear read-out,
+  such as the language model's choice of the next number token, can use.
 
 A linear head reads these from the *projected* image tokens, i.e. the
 features the language model receives, so the language model can match a
@@ -38,6 +41,7 @@ COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "cyan",
 SHAPES = ("circle", "square", "triangle", "hexagon", "ring", "star", "crescent", "cross", "bar", "blob")
 SIZES = ("small", "large")
 MIN_COVER = 0.15  # a token holds an object if the object covers at least this share of its cell
+BOX_BINS = 28  # default bins per box coordinate (4 px at 112 px)
 
 
 @dataclass
@@ -118,12 +122,12 @@ def dense_targets(objects: Sequence[SceneObject], height: int, width: int, grid:
     return {"colour": colour, "shape": shape, "size": size, "box": box, "objectness": obj}
 
 
-def head_size() -> int:
-    return 1 + (len(COLOURS) + 1) + (len(SHAPES) + 1) + (len(SIZES) + 1) + 4
+def head_size(box_bins: int = BOX_BINS) -> int:
+    return 1 + (len(COLOURS) + 1) + (len(SHAPES) + 1) + (len(SIZES) + 1) + 4 * (box_bins or 1)
 
 
-def dense_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum of the per-token losses; ``logits`` is (B, N, head_size()), targets (B, N[, 4])."""
+def dense_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor], box_bins: int = BOX_BINS) -> torch.Tensor:
+    """Sum of the per-token losses; ``logits`` is (B, N, head_size(box_bins)), targets (B, N[, 4])."""
     i = 0
     obj = targets["objectness"].float()
     loss = F.binary_cross_entropy_with_logits(logits[..., 0], obj)
@@ -131,9 +135,16 @@ def dense_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.
     for key, k in (("colour", len(COLOURS) + 1), ("shape", len(SHAPES) + 1), ("size", len(SIZES) + 1)):
         loss = loss + F.cross_entropy(logits[..., i:i + k].reshape(-1, k), targets[key].reshape(-1).long())
         i += k
-    l1 = (torch.sigmoid(logits[..., i:i + 4]) - targets["box"].float()).abs().mean(-1)
-    loss = loss + 5.0 * (l1 * obj).sum() / obj.sum().clamp(min=1.0)
-    return loss
+    box = targets["box"].float()
+    if box_bins:
+        # x0, y0 are inclusive starts, x1, y1 exclusive ends in [0, 1]: bin of the first / last pixel
+        bins = torch.cat([box[..., :2] * box_bins, box[..., 2:] * box_bins - 1e-4], -1).floor().long()
+        bins = bins.clamp(0, box_bins - 1)
+        lg = logits[..., i:i + 4 * box_bins].reshape(*logits.shape[:-1], 4, box_bins)
+        per = F.cross_entropy(lg.reshape(-1, box_bins), bins.reshape(-1), reduction="none").reshape(bins.shape).mean(-1)
+    else:
+        per = 5.0 * (torch.sigmoid(logits[..., i:i + 4]) - box).abs().mean(-1)
+    return loss + (per * obj).sum() / obj.sum().clamp(min=1.0)
 
 
 class ImageTokenTap:
@@ -172,9 +183,10 @@ class ImageTokenTap:
 class DenseHead(torch.nn.Module):
     """Linear read-out of the dense targets from the image tokens."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, box_bins: int = BOX_BINS):
         super().__init__()
-        self.proj = torch.nn.Linear(dim, head_size())
+        self.box_bins = box_bins
+        self.proj = torch.nn.Linear(dim, head_size(box_bins))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.proj(tokens)
@@ -212,6 +224,7 @@ def pretrain_vision(
     lr: float = 1e-3,
     seed: int = 0,
     log_every: int = 25,
+    box_bins: int = BOX_BINS,
 ) -> list[dict]:
     """Train the vision tower + projector on the dense targets; returns the loss log.
 
@@ -230,7 +243,7 @@ def pretrain_vision(
     vision_modules = [m for name in ("vision_tower", "multi_modal_projector", "visual") if (m := getattr(inner, name, None)) is not None]
     params = [p for m in vision_modules for p in m.parameters()]
     dim = model.config.get_text_config().hidden_size
-    head = DenseHead(dim).to(device)
+    head = DenseHead(dim, box_bins).to(device)
     opt = torch.optim.AdamW(params + list(head.parameters()), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     targets = [dense_targets(objs, im.shape[0], im.shape[1], grid) for im, objs in zip(images, objects)]
@@ -245,7 +258,7 @@ def pretrain_vision(
             idx = rng.integers(0, len(pils), batch_size)
             image_features(model, processor, [pils[i] for i in idx])
             batch_t = {k: torch.as_tensor(np.stack([targets[i][k] for i in idx])).to(device) for k in targets[0]}
-            loss = dense_loss(head(tap.tokens(len(idx))), batch_t)
+            loss = dense_loss(head(tap.tokens(len(idx))), batch_t, box_bins)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -260,11 +273,13 @@ def pretrain_vision(
 
 
 def pretrain_on_folder(model, processor, data_dir: str | Path, split: str = "train", steps: int = 100,
-                       batch_size: int = 16, lr: float = 1e-3, seed: int = 0, max_images: int | None = None) -> list[dict]:
+                       batch_size: int = 16, lr: float = 1e-3, seed: int = 0, max_images: int | None = None,
+                       box_bins: int = BOX_BINS) -> list[dict]:
     """``pretrain_vision`` on every image of ``split`` in a COCO-style folder (all objects, not just targets)."""
     from seglib.data import load_samples, read_image
 
     paths = sorted({s.image_path for s in load_samples(data_dir, split)})[:max_images]
     scene = scene_objects(data_dir)
     images = [read_image(p) for p in paths]
-    return pretrain_vision(model, processor, images, [scene[p] for p in paths], steps, batch_size, lr, seed)
+    return pretrain_vision(model, processor, images, [scene[p] for p in paths], steps, batch_size, lr, seed,
+                           box_bins=box_bins)

@@ -51,6 +51,7 @@ class SFTSettings:
     save_steps: int = 50
     save_total_limit: int = 2
     dense_weight: float = 0.0
+    dense_box_bins: int = 28  # bins per box coordinate in the dense loss (0 = L1 on [0, 1])
     bf16: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)  # any other SFTConfig field
@@ -202,7 +203,8 @@ def _make_trainer_class():
                 return result
             loss = result[0] if return_outputs else result
             tokens = self.dense_tap.tokens(inputs["input_ids"].shape[0])
-            dl = dense_loss(self.dense_head(tokens), {k: v.to(tokens.device) for k, v in dense.items()})
+            dl = dense_loss(self.dense_head(tokens), {k: v.to(tokens.device) for k, v in dense.items()},
+                            self.dense_head.box_bins)
             mode = "train" if model.training else "eval"
             self._metrics[mode]["dense_loss"].append(float(dl.detach().item()))
             loss = loss + self.dense_weight * dl
@@ -306,7 +308,7 @@ def train_sft(
     if use_dense:
         tap = ImageTokenTap(model)
         device = next(model.parameters()).device
-        head = DenseHead(model.config.get_text_config().hidden_size).to(device)
+        head = DenseHead(model.config.get_text_config().hidden_size, settings.dense_box_bins).to(device)
         trainer.dense_weight, trainer.dense_head, trainer.dense_tap = settings.dense_weight, head, tap
         # the head trains with the model: add its parameters to the optimizer trl creates
         trainer.create_optimizer()
