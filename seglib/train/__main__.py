@@ -236,9 +236,15 @@ def grpo_params(params: dict, max_steps: int | None = None):
     """``GRPOParams`` from the ``grpo_*`` parameters, as notebook 04 builds them."""
     from seglib.train.grpo import GRPOParams
 
+    from dataclasses import fields
+
     d = GRPOParams()
     lora_r = int(_pick(params, "grpo_lora_r", 0))
+    # trl's vLLM generation, where GRPOParams offers it (GPU users with vllm installed; untested here)
+    extra = {name: params[f"grpo_{name}"] for name in ("use_vllm", "vllm_mode")
+             if name in {f.name for f in fields(GRPOParams)} and params.get(f"grpo_{name}") is not None}
     return GRPOParams(
+        **extra,
         num_generations=_pick(params, "grpo_num_generations", d.num_generations),
         prompts_per_step=_pick(params, "grpo_prompts_per_step", d.prompts_per_step),
         max_steps=max_steps if max_steps is not None else _pick(params, "grpo_steps", d.max_steps),
@@ -258,21 +264,31 @@ def grpo_params(params: dict, max_steps: int | None = None):
     )
 
 
-def run_grpo(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max_steps: int | None) -> dict:
+def run_grpo(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max_steps: int | None,
+             start: str = "sft") -> dict:
+    """Notebook 04's ``run_grpo_stage``: from ``checkpoints/sft-<paradigm>`` (``start="sft"``) into
+    ``checkpoints/grpo-<paradigm>``, or from the base policy (``"base"``, Seg-Zero's RL-only) into
+    ``checkpoints/grpo-<paradigm>-rlonly``."""
     from seglib.runs import check_free_space
     from seglib.segmenters import build_segmenter
     from seglib.train.grpo import run_grpo_stage
 
     ensure_data(run_dir, params, state)
     p = grpo_params(params, max_steps)
-    sft_dir = run_dir / "checkpoints" / f"sft-{paradigm}"
-    out_dir = run_dir / "checkpoints" / f"grpo-{paradigm}"
-    check_free_space(out_dir, checkpoint_bytes(str(sft_dir), p.save_total_limit, lora=p.lora is not None))
+    if start == "sft":
+        source = run_dir / "checkpoints" / f"sft-{paradigm}"
+        out_dir = run_dir / "checkpoints" / f"grpo-{paradigm}"
+    else:
+        from seglib.train.grpo import base_policy_path
+
+        source = Path(base_policy_path(run_dir, params.get("policy")))
+        out_dir = run_dir / "checkpoints" / f"grpo-{paradigm}-rlonly"
+    check_free_space(out_dir, checkpoint_bytes(str(source), p.save_total_limit, lora=p.lora is not None))
     device = params.get("device", "cpu")
     seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),
                           sam2_checkpoint=params.get("sam2_checkpoint"))
-    _log(state, f"GRPO {paradigm}: {p.max_steps} steps from {sft_dir} -> {out_dir}")
-    out = run_grpo_stage(run_dir, paradigm, p, start="sft", policy=params.get("policy"), segmenter=seg,
+    _log(state, f"GRPO {paradigm}: {p.max_steps} steps from {source} -> {out_dir}")
+    out = run_grpo_stage(run_dir, paradigm, p, start=start, policy=params.get("policy"), segmenter=seg,
                          rewards=(params.get("grpo_rewards") or {}).get(paradigm),
                          max_train_samples=params.get("grpo_max_train_samples"),
                          max_history=_pick(params, "grpo_max_history", 0), resume=resume, device=device)
@@ -334,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--paradigm", default=None, choices=PARADIGMS,
                         help="paradigm to train (default: every one in the 'paradigms' parameter)")
     parser.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    parser.add_argument("--from-base", action="store_true",
+                        help="grpo: start from the base policy instead of the SFT checkpoint (RL only, Seg-Zero)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="optimiser steps, overriding sft_steps / grpo_steps (quick checks)")
     return parser
@@ -368,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.stage == "sft":
                 info = run_sft(run_dir, paradigm, params, state, args.resume, args.max_steps)
             else:
-                info = run_grpo(run_dir, paradigm, params, state, args.resume, args.max_steps)
+                info = run_grpo(run_dir, paradigm, params, state, args.resume, args.max_steps,
+                                start="base" if args.from_base else "sft")
             info["seconds"] = round(time.time() - t0, 1)
             state.wait_for_everyone()
             _write_rank(Path(info["out_dir"]), state, started, {"stage": args.stage, "paradigm": paradigm, **info})
