@@ -47,6 +47,9 @@ def test_labels_mask_prompt_and_keep_only_the_answer(setup):
         assert processor.image_token_id in ids.tolist()
         assert (labels[batch["input_ids"][i] == processor.image_token_id] == -100).all()
     assert batch["dense_targets"]["objectness"].shape == (3, 16)
+    # the "queried target" token map covers the target of each row and nothing for an empty query
+    for i, row in enumerate(rows[:3]):
+        assert (batch["dense_targets"]["target"][i].sum() > 0) == (row["kind"] != "empty")
 
 
 def test_dense_targets_by_hand():
@@ -77,11 +80,12 @@ def test_a_few_steps_reduce_loss_on_a_fixed_batch(setup, tmp_path):
     before = _loss_on(model, processor, rows)
     settings = sft.SFTSettings(max_steps=8, learning_rate=3e-3, batch_size=4, warmup_ratio=0.0,
                                lr_scheduler_type="constant", logging_steps=4, save_steps=100, eval_steps=100,
-                               dense_weight=1.0)
+                               dense_weight=1.0, target_weight=1.0)
     res = sft.train_sft(model, processor, rows, None, tmp_path / "out", settings)
     after = _loss_on(model, processor, rows)
     assert after < before - 0.5, (before, after)
     assert any("dense_loss" in h for h in res["log_history"])
+    assert any("target_loss" in h for h in res["log_history"])
     reloaded, _ = load_policy(tmp_path / "out")
     assert abs(_loss_on(reloaded, processor, rows) - after) < 1e-4
 

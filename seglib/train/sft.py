@@ -31,7 +31,7 @@ import torch
 
 from seglib.train.pretrain_vision import DenseHead, ImageTokenTap, SceneObject, dense_loss, dense_targets, grid_for
 
-DENSE_KEYS = ("colour", "shape", "size", "box", "objectness")
+DENSE_KEYS = ("colour", "shape", "size", "box", "objectness", "target")
 
 
 @dataclass
@@ -52,6 +52,7 @@ class SFTSettings:
     save_total_limit: int = 2
     dense_weight: float = 0.0
     dense_box_bins: int = 28  # bins per box coordinate in the dense loss (0 = L1 on [0, 1])
+    target_weight: float = 0.0  # BCE "this image token holds the queried target", read from the LM's last layer
     bf16: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)  # any other SFTConfig field
@@ -109,7 +110,7 @@ def sample_rows(paradigm: str, samples: Sequence, options: dict | None = None,
         prompt, target = prompt_and_target(paradigm, s, options)
         extra = {"sample_id": s.sample_id, "kind": s.kind}
         if scene is not None:
-            extra.update(_dense_fields(scene.get(s.image_path, []), s.height, s.width, grid))
+            extra.update(_dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s))
         rows.append(_row(s.image(), prompt, target, **extra))
     return rows
 
@@ -136,7 +137,7 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
         if s is None:
             continue
         image = s.image()
-        dense = _dense_fields(scene.get(s.image_path, []), s.height, s.width, grid) if scene is not None else {}
+        dense = _dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s) if scene is not None else {}
         for k, (mask_before, click, iou_before) in enumerate(trajectory_steps(traj, s)):
             if max_steps_per_trajectory is not None and k >= max_steps_per_trajectory:
                 break
@@ -146,10 +147,15 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
     return rows
 
 
-def _dense_fields(objects: list[SceneObject], height: int, width: int, grid: int | None) -> dict:
+def _dense_fields(objects: list[SceneObject], height: int, width: int, grid: int | None, sample=None) -> dict:
     if grid is None:
         raise ValueError("dense targets need the token grid (pretrain_vision.grid_for(model, processor))")
     t = dense_targets(objects, height, width, grid)
+    if sample is not None and sample.target_rles:
+        union = sample.union_mask()
+        t["target"] = dense_targets([SceneObject(union, (0, 0, 0, 0), None, None, None)], height, width, grid)["objectness"]
+    else:
+        t["target"] = np.zeros(grid * grid, np.float32)
     return {f"dense_{k}": t[k].tolist() for k in DENSE_KEYS}
 
 
@@ -190,6 +196,9 @@ def _make_trainer_class():
         dense_weight: float = 0.0
         dense_head: DenseHead | None = None
         dense_tap: ImageTokenTap | None = None
+        target_weight: float = 0.0
+        target_head: torch.nn.Module | None = None
+        lm_tap: "_LastLayerTap | None" = None
 
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
@@ -199,18 +208,42 @@ def _make_trainer_class():
             dense = inputs.pop("dense_targets", None)
             result = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                           num_items_in_batch=num_items_in_batch)
-            if dense is None or not self.dense_weight or self.dense_head is None:
+            if dense is None or self.dense_head is None:
                 return result
             loss = result[0] if return_outputs else result
-            tokens = self.dense_tap.tokens(inputs["input_ids"].shape[0])
-            dl = dense_loss(self.dense_head(tokens), {k: v.to(tokens.device) for k, v in dense.items()},
-                            self.dense_head.box_bins)
             mode = "train" if model.training else "eval"
-            self._metrics[mode]["dense_loss"].append(float(dl.detach().item()))
-            loss = loss + self.dense_weight * dl
+            tokens = self.dense_tap.tokens(inputs["input_ids"].shape[0])
+            if self.dense_weight:
+                dl = dense_loss(self.dense_head(tokens), {k: v.to(tokens.device) for k, v in dense.items()},
+                                self.dense_head.box_bins)
+                self._metrics[mode]["dense_loss"].append(float(dl.detach().item()))
+                loss = loss + self.dense_weight * dl
+            if self.target_weight and self.lm_tap is not None:
+                image_id = self.processing_class.image_token_id
+                hidden = self.lm_tap.hidden[inputs["input_ids"] == image_id].reshape(tokens.shape[0], tokens.shape[1], -1)
+                tl = torch.nn.functional.binary_cross_entropy_with_logits(
+                    self.target_head(hidden)[..., 0], dense["target"].to(hidden.device).float())
+                self._metrics[mode]["target_loss"].append(float(tl.detach().item()))
+                loss = loss + self.target_weight * tl
             return (loss, result[1]) if return_outputs else loss
 
     return DenseSFTTrainer
+
+
+class _LastLayerTap:
+    """Captures the language model's last decoder layer output (B, L, D) with a forward hook."""
+
+    def __init__(self, model):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        lm = base.model.language_model
+        self.hidden = None
+        self._handle = lm.layers[-1].register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.hidden = output[0] if isinstance(output, tuple) else output
+
+    def remove(self) -> None:
+        self._handle.remove()
 
 
 def _task_eval_callback(eval_fn: Callable[[Any], dict], every: int):
@@ -258,7 +291,7 @@ def train_sft(
     settings = settings or SFTSettings()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    use_dense = settings.dense_weight > 0 and "dense_objectness" in train_rows[0]
+    use_dense = (settings.dense_weight > 0 or settings.target_weight > 0) and "dense_objectness" in train_rows[0]
     train_ds = to_dataset(train_rows)
     eval_ds = to_dataset(eval_rows) if eval_rows else None
     has_eval = eval_ds is not None and len(eval_ds) > 0
@@ -310,15 +343,23 @@ def train_sft(
         device = next(model.parameters()).device
         head = DenseHead(model.config.get_text_config().hidden_size, settings.dense_box_bins).to(device)
         trainer.dense_weight, trainer.dense_head, trainer.dense_tap = settings.dense_weight, head, tap
-        # the head trains with the model: add its parameters to the optimizer trl creates
+        heads = list(head.parameters())
+        if settings.target_weight > 0:
+            lm_tap = _LastLayerTap(model)
+            target_head = torch.nn.Linear(model.config.get_text_config().hidden_size, 1).to(device)
+            trainer.target_weight, trainer.target_head, trainer.lm_tap = settings.target_weight, target_head, lm_tap
+            heads += list(target_head.parameters())
+        # the heads train with the model: add their parameters to the optimizer trl creates
         trainer.create_optimizer()
-        trainer.optimizer.add_param_group({"params": list(head.parameters()), "weight_decay": 0.0})
+        trainer.optimizer.add_param_group({"params": heads, "weight_decay": 0.0})
     checkpoint = last_checkpoint(output_dir) if resume else None
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         if tap is not None:
             tap.remove()
+        if getattr(trainer, "lm_tap", None) is not None:
+            trainer.lm_tap.remove()
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
     history = trainer.state.log_history
@@ -448,7 +489,7 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
 
     model, processor = load_policy(base, lora=lora, device=device)
     scene = grid = None
-    if settings.dense_weight > 0 and data_dir is not None:
+    if (settings.dense_weight > 0 or settings.target_weight > 0) and data_dir is not None:
         from seglib.train.pretrain_vision import scene_objects
 
         scene, grid = scene_objects(data_dir), grid_for(model, processor)
