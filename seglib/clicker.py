@@ -57,7 +57,14 @@ def error_depth(error: np.ndarray, clicked: Iterable = ()) -> np.ndarray:
         x, y = _click_xy(c)
         if 0 <= x < w and 0 <= y < h:
             padded[y + 1, x + 1] = 0
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # one OpenCV thread: with several, DIST_MASK_PRECISE differs in the last bits depending on how the image was
+    # split between threads, which flips ties between equally deep pixels from run to run (issue 8)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    finally:
+        cv2.setNumThreads(threads)
     return dist[1:-1, 1:-1]
 
 

@@ -174,7 +174,14 @@ def _distance_transform(mask: np.ndarray) -> np.ndarray:
     counts as the region's edge (as in F_sim).
     """
     padded = np.pad(mask.astype(np.uint8), 1)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # one OpenCV thread: with several, DIST_MASK_PRECISE differs in the last bits depending on how the image was
+    # split between threads, which flips ties between equally deep pixels from run to run (issue 8)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    finally:
+        cv2.setNumThreads(threads)
     return dist[1:-1, 1:-1]
 
 
