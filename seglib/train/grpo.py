@@ -106,6 +106,8 @@ class GRPOParams:
     logging_steps: int = 1
     gradient_checkpointing: bool = False
     bf16: bool = False
+    use_vllm: bool = False  # trl's vLLM generation (GPUs with vllm installed; not available on the CPU default)
+    vllm_mode: str = "colocate"  # "colocate" (same GPUs) | "server" (trl vllm-serve)
     seed: int = 0
 
     @staticmethod
@@ -474,6 +476,8 @@ def train_grpo(
         gradient_checkpointing=p.gradient_checkpointing or device != "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
+        use_vllm=p.use_vllm,
+        vllm_mode=p.vllm_mode,
     )
     trainer_kwargs = dict(
         model=model,
