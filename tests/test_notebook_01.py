@@ -2,11 +2,10 @@
 import json
 
 from seglib.data import load_samples
-from seglib.runs import run_notebooks
 
 
-def test_notebook_01_writes_dataset_and_figures(tmp_path):
-    run_dir = run_notebooks("params/smoke.yaml", only="01", run_name="nb01", outputs_dir=tmp_path)
+def test_notebook_01_writes_dataset_and_figures(smoke_run):
+    run_dir = smoke_run.require("01")
     data = run_dir / "data"
     inst = json.loads((data / "instances.json").read_text())
     refs = json.loads((data / "refs.json").read_text())

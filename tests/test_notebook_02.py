@@ -1,7 +1,6 @@
 """Notebook 02 on smoke parameters (after 01): the trajectory files, checked against values
 recomputed from the dataset (F_sim's first click, IoU of every stored mask, NoC)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,14 +10,11 @@ from seglib.data import load_samples
 from seglib.masks import decode_rle, mask_iou
 from seglib.metrics import noc
 from seglib.paradigms import clicks
-from seglib.runs import run_notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_notebook_02_writes_checked_trajectories(tmp_path):
-    run_dir = run_notebooks(ROOT / "params" / "smoke.yaml", only="01,02", run_name="nb02", outputs_dir=tmp_path)
+def test_notebook_02_writes_checked_trajectories(smoke_run):
+    run_dir = smoke_run.require("02")
     train = load_samples(run_dir / "data", split="train")
     with_target = {s.sample_id: s for s in train if s.target_rles}
     assert with_target and len(with_target) < len(train)  # smoke data has empty queries too

@@ -1,21 +1,15 @@
 """Notebook 08 (click refinement demo) headless: scripted clicks through the widget's handler."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from seglib.runs import run_notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.slow
-def test_notebook_08_applies_scripted_clicks_and_saves_overlay(tmp_path):
-    # without notebook 01's data the demo generates its own tiny SynthRef in <run_dir>/demo_data
-    # (smoke.yaml: scripted_clicks [[44, 25, true], [57, 29, true], [20, 90, false]], clicks_policy oracle)
-    run_dir = run_notebooks(ROOT / "params" / "smoke.yaml", only="08", run_name="nb08", outputs_dir=tmp_path)
+def test_notebook_08_applies_scripted_clicks_and_saves_overlay(smoke_run):
+    # the demo uses val sample 0 of notebook 01's data (smoke.yaml: scripted_clicks [[44, 25, true], [57, 29, true], [20, 90, false]], clicks_policy oracle)
+    run_dir = smoke_run.require("08")
     overlay_png = run_dir / "figures" / "08_final_overlay.png"
     curve_png = run_dir / "figures" / "08_iou_curve.png"
     assert overlay_png.is_file() and curve_png.is_file()
