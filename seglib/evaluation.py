@@ -5,8 +5,8 @@ needs no model. Conventions (METHODS.md, "Evaluation"; stated in every report):
 
 * per-sample IoU = I / U; an unparsable answer counts as I = 0, U = |GT|;
 * both masks empty counts as IoU 1 (StAR's rule); it adds 0 to ΣI and ΣU.
-  (As in ``IoUMeter``, an unparsable answer to an empty query has U = 0 and
-  so also counts as 1; the parse rate is reported beside every score.)
+  An unparsable answer scores IoU 0 even for an empty query (``IoUMeter``);
+  the parse rate is reported beside every score.
 * gIoU = mean of per-sample IoUs; cIoU = ΣI / ΣU (``seglib.metrics.IoUMeter``);
 * [email protected] = share of single-target samples whose first predicted box has
   IoU ≥ 0.5 with the target's box (inclusive boxes; no box = miss);

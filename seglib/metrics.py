@@ -1,7 +1,8 @@
 """Evaluation metrics: gIoU / cIoU, [email protected], NoC@k (METHODS.md, "Evaluation").
 
 - Per-sample IoU = I / U. An unparsable answer (``pred=None``) counts as
-  I = 0, U = |GT|.
+  I = 0, U = |GT|, and its per-sample IoU is 0 even for an empty query:
+  StAR's "both empty" credit is for a well-formed empty answer, not for garbage.
 - Both masks empty counts as IoU 1 (StAR's rule); it adds 0 to ΣI and ΣU.
 - gIoU = mean of the per-sample IoUs; cIoU = ΣI / ΣU (LISA / ReasonSeg).
 - [email protected] (REC) = share of predicted boxes with inclusive-box IoU ≥ 0.5.
@@ -45,7 +46,10 @@ class IoUMeter:
                 raise ValueError(f"IoUMeter.update: pred shape {pred.shape} differs from gt shape {gt.shape}")
             inter = int(np.count_nonzero(pred & gt))
             union = int(np.count_nonzero(pred | gt))
-        iou = 1.0 if union == 0 else inter / union
+        if pred is None:
+            iou = 0.0
+        else:
+            iou = 1.0 if union == 0 else inter / union
         self.intersections.append(inter)
         self.unions.append(union)
         self.per_sample.append(iou)

@@ -34,7 +34,9 @@ def test_prediction_on_empty_query_scores_zero():
     meter = IoUMeter()
     assert meter.update(GT_B, EMPTY) == 0.0
     assert meter.ciou == 0.0
-    assert meter.update(None, EMPTY) == 1.0  # nothing predicted, nothing there
+    assert meter.update(EMPTY, EMPTY) == 1.0  # an empty answer to an empty query
+    assert meter.update(None, EMPTY) == 0.0  # garbage earns nothing, even when nothing is there
+    assert meter.giou == pytest.approx(1 / 3)
 
 
 def test_meter_before_updates_and_bad_shapes():
