@@ -111,7 +111,13 @@ def sample_rows(paradigm: str, samples: Sequence, options: dict | None = None,
         extra = {"sample_id": s.sample_id, "kind": s.kind}
         if scene is not None:
             extra.update(_dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s))
-        rows.append(_row(s.image(), prompt, target, **extra))
+        image = s.image()
+        resize = (options or {}).get("resize") if paradigm == "boxpoints" else None
+        if resize:  # Seg-Zero's frame: the policy sees the image resized to resize x resize
+            import cv2
+
+            image = cv2.resize(image, (int(resize), int(resize)), interpolation=cv2.INTER_LINEAR)
+        rows.append(_row(image, prompt, target, **extra))
     return rows
 
 
