@@ -326,6 +326,11 @@ def lora_target_modules(model, include_vision: bool = False) -> list[str]:
     return out
 
 
+def _looks_like_path(name: str) -> bool:
+    """A local folder rather than a hub id ("Org/name"): absolute, relative with ./ or ../, ~, or 3+ parts."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") >= 2 or "\\" in name
+
+
 def load_policy(
     name_or_path: str | Path,
     lora: dict | None = None,
@@ -345,7 +350,9 @@ def load_policy(
 
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    path = Path(str(name_or_path))
+    path = Path(str(name_or_path)).expanduser()
+    if not path.exists() and _looks_like_path(str(name_or_path)):
+        raise FileNotFoundError(f"policy checkpoint {name_or_path} does not exist")
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
 

@@ -324,8 +324,6 @@ def test_unknown_parameter_is_one_line_naming_file_and_key(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="seglib.models.load_policy passes a missing local folder to the hub "
-                   "('Repo id must be in the form ...'); fix requested from the policy owner")
 def test_checkpoint_path_that_does_not_exist_is_named(tmp_path):
     from seglib.models import load_policy
 
