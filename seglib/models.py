@@ -452,3 +452,29 @@ def generate(
     if was_training:
         model.train()
     return out
+
+
+def reload_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
+    """Put a checkpoint's weights into ``model`` through ``from_pretrained`` (with its key conversion).
+
+    transformers 5.23's ``Trainer`` resume reads ``model.safetensors`` without
+    the key conversion ``from_pretrained`` applies to vision-language models
+    (huggingface/transformers#43701): the saved keys
+    (``language_model.model.…``) do not match the module names
+    (``model.language_model.…``), are skipped, and training silently restarts
+    from the initial weights. A LoRA checkpoint (adapter files) is left to
+    the Trainer, which loads adapters by name.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    checkpoint = Path(checkpoint)
+    inner = model.module if hasattr(model, "module") else model
+    if hasattr(inner, "peft_config") or not (checkpoint / "config.json").exists():
+        return
+    dtype = next(inner.parameters()).dtype
+    fresh = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=dtype)
+    missing, unexpected = inner.load_state_dict(fresh.state_dict(), strict=False)
+    if unexpected or [k for k in missing if not k.endswith("lm_head.weight")]:
+        raise RuntimeError(f"{checkpoint}: weights do not fit the model (missing {missing[:3]}, unexpected "
+                           f"{unexpected[:3]})")
+    del fresh

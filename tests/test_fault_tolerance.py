@@ -221,9 +221,6 @@ def _safetensors(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="transformers 5.23 Trainer resume loads a VLM checkpoint without from_pretrained's "
-                   "key conversion (huggingface/transformers#43701): the weights silently restart from the base; "
-                   "fix requested in seglib.train.sft/grpo (reload the checkpoint's weights after _load_from_checkpoint)")
 def test_sigkill_during_sft_then_resume(tiny_base, tmp_path):
     """Killed after a checkpoint, SFT resumes from it and ends with the weights of an uninterrupted run."""
     import torch

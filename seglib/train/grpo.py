@@ -71,6 +71,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from seglib.models import reload_checkpoint_weights  # noqa: F401  (re-exported; trainers resume with it)
+
 #: A group scorer: the G completion texts of one prompt and that prompt's dataset row → one dict of
 #: named reward components per completion (same keys for every completion).
 GroupScorer = Callable[[Sequence[str], dict], list[dict[str, float]]]
@@ -178,32 +180,6 @@ def take_rows(batch: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
     if "num_items_in_batch" in out:
         out["num_items_in_batch"] = mask.sum()
     return out
-
-
-def reload_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
-    """Put a checkpoint's weights into ``model`` through ``from_pretrained`` (with its key conversion).
-
-    transformers 5.23's ``Trainer`` resume reads ``model.safetensors`` without
-    the key conversion ``from_pretrained`` applies to vision-language models
-    (huggingface/transformers#43701): the saved keys
-    (``language_model.model.…``) do not match the module names
-    (``model.language_model.…``), are skipped, and training silently restarts
-    from the initial weights. A LoRA checkpoint (adapter files) is left to
-    the Trainer, which loads adapters by name.
-    """
-    from transformers import AutoModelForImageTextToText
-
-    checkpoint = Path(checkpoint)
-    inner = model.module if hasattr(model, "module") else model
-    if hasattr(inner, "peft_config") or not (checkpoint / "config.json").exists():
-        return
-    dtype = next(inner.parameters()).dtype
-    fresh = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=dtype)
-    missing, unexpected = inner.load_state_dict(fresh.state_dict(), strict=False)
-    if unexpected or [k for k in missing if not k.endswith("lm_head.weight")]:
-        raise RuntimeError(f"{checkpoint}: weights do not fit the model (missing {missing[:3]}, unexpected "
-                           f"{unexpected[:3]})")
-    del fresh
 
 
 def _trainer_class(rest: bool = False):

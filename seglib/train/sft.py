@@ -196,6 +196,8 @@ class _DenseCollator:
 def _make_trainer_class():
     from trl import SFTTrainer
 
+    from seglib.models import reload_checkpoint_weights
+
     class DenseSFTTrainer(SFTTrainer):
         """trl's SFTTrainer; adds ``dense_weight`` × the dense image-token loss when the batch carries targets."""
 
@@ -205,6 +207,10 @@ def _make_trainer_class():
         target_weight: float = 0.0
         target_head: torch.nn.Module | None = None
         lm_tap: "_LastLayerTap | None" = None
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            reload_checkpoint_weights(self.model if model is None else model, resume_from_checkpoint)
 
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
