@@ -274,8 +274,13 @@ def _task_eval_callback(eval_fn: Callable[[Any], dict], every: int):
 
 
 def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The ``checkpoint-N`` folder with the largest N, or None."""
-    cps = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    """The complete ``checkpoint-N`` folder with the largest N, or None.
+
+    A checkpoint counts once its ``trainer_state.json`` is written (the Trainer writes it last), so a
+    process killed in the middle of a save resumes from the previous, complete checkpoint.
+    """
+    cps = [p for p in Path(output_dir).glob("checkpoint-*")
+           if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     return max(cps, key=lambda p: int(p.name.split("-")[-1])) if cps else None
 
 
@@ -486,6 +491,14 @@ def training_texts(paradigms: Sequence[str], samples: Sequence, trajectories: Se
     return texts
 
 
+def _evaluate(model, processor, paradigm, val_samples, segmenter, options, max_clicks, max_new_tokens):
+    """Greedy rows on ``val_samples``, their summary, and the summary per query kind."""
+    rows = evaluate_policy(model, processor, paradigm, list(val_samples), segmenter, options, max_clicks,
+                           max_new_tokens)
+    by_kind = {k: summarise([r for r in rows if r["kind"] == k]) for k in sorted({r["kind"] for r in rows})}
+    return rows, summarise(rows), by_kind
+
+
 def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_samples: Sequence,
                  val_samples: Sequence, segmenter, settings: SFTSettings, options: dict | None = None,
                  trajectories: Sequence = (), data_dir: str | Path | None = None, lora: dict | None = None,
@@ -499,6 +512,15 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
     """
     from seglib.models import load_policy
 
+    output_dir = Path(output_dir)
+    if resume and (output_dir / "sft_done.json").is_file():
+        # finished earlier (e.g. by `accelerate launch -m seglib.train sft`): evaluate, do not train again
+        model, processor = load_policy(output_dir, device=device)
+        history = output_dir / "log_history.json"
+        rows, summary, by_kind = _evaluate(model, processor, paradigm, val_samples, segmenter, options, max_clicks,
+                                           max_new_tokens)
+        return {"log_history": json.loads(history.read_text()) if history.is_file() else [], "rows": rows,
+                "summary": summary, "by_kind": by_kind, "n_train_rows": None, "model": model, "processor": processor}
     model, processor = load_policy(base, lora=lora, device=device)
     scene = grid = None
     if (settings.dense_weight > 0 or settings.target_weight > 0) and data_dir is not None:
@@ -524,10 +546,8 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
     result = train_sft(model, processor, train_rows, eval_rows, output_dir, settings, resume=resume,
                        eval_fn=eval_fn, eval_every=settings.eval_steps)
     write_task_file(output_dir, paradigm, options)
-    rows = evaluate_policy(model, processor, paradigm, list(val_samples), segmenter, options, max_clicks,
-                           max_new_tokens)
-    summary = summarise(rows)
-    by_kind = {k: summarise([r for r in rows if r["kind"] == k]) for k in sorted({r["kind"] for r in rows})}
+    rows, summary, by_kind = _evaluate(model, processor, paradigm, val_samples, segmenter, options, max_clicks,
+                                       max_new_tokens)
     (Path(output_dir) / "val_metrics.json").write_text(json.dumps({"all": summary, "by_kind": by_kind,
                                                                    "n_train_rows": len(train_rows)}, indent=1))
     (Path(output_dir) / "sft_done.json").write_text(json.dumps({"paradigm": paradigm, **task_spec(paradigm, options).__dict__}))
