@@ -363,3 +363,17 @@ def test_training_entry_point_checks_disk_before_any_checkpoint(tiny_base, tmp_p
     out_dir = run / "checkpoints" / "sft-boxpoints"
     assert "not enough disk space" in err and str(out_dir) in err and "Traceback" not in err
     assert not out_dir.exists()
+
+
+def test_training_checks_disk_space_before_the_first_checkpoint(tmp_path, monkeypatch):
+    """The notebooks' training path (not only the CLI) stops before writing when the disk is short."""
+    import torch
+
+    from seglib.runs import RunError
+    from seglib.train import check_checkpoint_space
+
+    model = torch.nn.Linear(100, 100)  # 10,100 fp32 parameters: 40,400 bytes of weights
+    monkeypatch.setattr("shutil.disk_usage", lambda path: Usage(10**9, 10**9 - 100_000, 100_000))
+    with pytest.raises(RunError, match="not enough disk space"):  # (40,400 + 80,800) × 2 + 40,400 > 100,000
+        check_checkpoint_space(model, tmp_path / "ckpt", keep=2)
+    check_checkpoint_space(torch.nn.Linear(10, 10), tmp_path / "ckpt", keep=2)  # 440 B of weights fit

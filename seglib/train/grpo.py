@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 from seglib.models import reload_checkpoint_weights  # noqa: F401  (re-exported; trainers resume with it)
+from seglib.train import check_checkpoint_space
 
 #: A group scorer: the G completion texts of one prompt and that prompt's dataset row → one dict of
 #: named reward components per completion (same keys for every completion).
@@ -467,6 +468,7 @@ def train_grpo(
         trainer = _trainer_class(rest=True)(rest_keep=p.rest_keep, **trainer_kwargs)
     else:
         trainer = _trainer_class()(**trainer_kwargs)
+    check_checkpoint_space(model, out_dir, config.save_total_limit)
     trainer.train(resume_from_checkpoint=resume_from)
 
     final = trainer.model

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from seglib.train import check_checkpoint_space
 from seglib.train.pretrain_vision import DenseHead, ImageTokenTap, SceneObject, dense_loss, dense_targets, grid_for
 
 DENSE_KEYS = ("colour", "shape", "size", "box", "objectness", "target")
@@ -370,6 +371,7 @@ def train_sft(
         trainer.create_optimizer()
         trainer.optimizer.add_param_group({"params": heads, "weight_decay": 0.0})
     checkpoint = last_checkpoint(output_dir) if resume else None
+    check_checkpoint_space(model, output_dir, settings.save_total_limit)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
