@@ -86,6 +86,28 @@ def from_grid(gx: float, gy: float, width: int, height: int, grid: int = GRID) -
     return clip_point(x, y, width, height)
 
 
+def snap_to_cell(x: float, y: float, width: int, height: int, cells: int) -> tuple[float, float]:
+    """The centre (pixel coordinates) of the cell holding pixel (x, y) when the image is cut into ``cells × cells``.
+
+    The embedded recipe's coarse targets: a tiny policy learns a few dozen
+    coordinate values far faster than a thousand, so SFT targets may be snapped
+    to cell centres while still being written in the paradigm's own frame.
+    """
+    _check_size(width, height)
+    if cells < 1:
+        raise ValueError(f"cells must be >= 1, got {cells}")
+    i = min(max(int(math.floor(float(x) * cells / width)), 0), cells - 1)
+    j = min(max(int(math.floor(float(y) * cells / height)), 0), cells - 1)
+    return (i + 0.5) * width / cells - 0.5, (j + 0.5) * height / cells - 0.5
+
+
+def snap_unit(points_unit: np.ndarray, cells: int) -> np.ndarray:
+    """Unit-square coordinates rounded to the nearest multiple of ``1 / cells`` (the polygon lattice)."""
+    if cells < 1:
+        raise ValueError(f"cells must be >= 1, got {cells}")
+    return np.round(np.asarray(points_unit, float) * cells) / cells
+
+
 # --------------------------------------------------------------------------- unit square
 def to_unit(points_xy: np.ndarray, width: int, height: int, decimals: int = UNIT_DECIMALS) -> np.ndarray:
     """(n, 2) pixel (x, y) → (n, 2) in [0, 1], rounded to ``decimals`` (SimpleSeg)."""

@@ -183,7 +183,10 @@ class PolicySpec:
     default); ``style``: boxpoints answer style ("segzero" | "list"; None =
     SFT's per-sample choice);
     ``resize``: boxpoints Seg-Zero frame side (None = pixels of the image as
-    given); ``prm``: clicks policy writes ``Current IoU: …`` first.
+    given); ``resize_image``: with ``resize``, whether the policy also sees the
+    image resized to ``resize × resize`` (Seg-Zero) or sees it as given and
+    writes coordinates on the coarser ``resize`` grid (the tiny policy's
+    choice); ``prm``: clicks policy writes ``Current IoU: …`` first.
     """
 
     paradigm: str
@@ -191,6 +194,15 @@ class PolicySpec:
     style: str | None = None
     resize: int | None = None
     prm: bool = False
+    resize_image: bool = True
+
+    def policy_image(self, image: np.ndarray) -> np.ndarray:
+        """The image as the policy sees it (Seg-Zero's ``resize × resize`` copy for boxpoints, else as given)."""
+        if self.paradigm == "boxpoints" and self.resize and self.resize_image:
+            import cv2
+
+            return cv2.resize(image, (int(self.resize), int(self.resize)), interpolation=cv2.INTER_LINEAR)
+        return image
 
     def prompt(self, sample: Any) -> str:
         """The user prompt exactly as SFT built it (``seglib.train.sft.prompt_and_target``)."""
@@ -239,7 +251,7 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
             for block in (data, data.get("task") if isinstance(data, dict) else None):
                 if isinstance(block, dict):
                     block = {_TASK_ALIASES.get(k, k): v for k, v in block.items()}
-                    found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "prm")
+                    found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "resize_image", "prm")
                                   if k in block and k not in found})
     parts = checkpoint_dir.name.split("-")
     tail = parts[1] if len(parts) > 1 else parts[0]
@@ -350,11 +362,7 @@ def _fill_prediction(rec: dict, dec: Decoded, height: int, width: int) -> dict:
 
 
 def _policy_image(sample_image: np.ndarray, spec: PolicySpec) -> np.ndarray:
-    if spec.paradigm == "boxpoints" and spec.resize:
-        import cv2
-
-        return cv2.resize(sample_image, (spec.resize, spec.resize), interpolation=cv2.INTER_LINEAR)
-    return sample_image
+    return spec.policy_image(sample_image)
 
 
 def greedy_records(samples: Sequence[Any], generate: GenerateFn, segmenter: Any, spec: PolicySpec,

@@ -67,3 +67,26 @@ def test_clip_point_and_box():
     assert frames.clip_point(-3.2, 7.6, 10, 5) == (0, 4)
     assert frames.clip_point(float("nan"), 2.4, 10, 5) == (0, 2)
     assert frames.clip_box([12, -1, 3.4, 2.6], 10, 5) == (3, 0, 9, 3)
+
+
+def test_snap_to_cell_gives_the_cell_centre_by_hand():
+    # 112 px in 28 cells of 4 px: pixel 13 lies in cell 3 (12..15), centre 13.5
+    assert frames.snap_to_cell(13, 0, 112, 112, 28) == (13.5, 1.5)
+    assert frames.snap_to_cell(111, 111, 112, 112, 28) == (109.5, 109.5)
+    assert frames.snap_to_cell(-5, 500, 112, 112, 28) == (1.5, 109.5)  # clamped to the border cells
+    with pytest.raises(ValueError):
+        frames.snap_to_cell(1, 1, 112, 112, 0)
+
+
+@given(x=st.integers(0, 111), y=st.integers(0, 111))
+def test_snapped_clicks_take_28_grid_values_and_stay_within_2_px(x, y):
+    cx, cy = frames.snap_to_cell(x, y, 112, 112, 28)
+    assert abs(cx - x) <= 2 and abs(cy - y) <= 2
+    gx, _ = frames.to_grid(cx, cy, 112, 112)
+    assert gx in {frames.to_grid(4 * i + 1.5, 0, 112, 112)[0] for i in range(28)}
+
+
+def test_snap_unit_rounds_to_the_lattice():
+    got = frames.snap_unit(np.array([[0.0, 0.02], [0.5, 0.51], [0.99, 1.0]]), 28)
+    assert np.allclose(got * 28, np.round(got * 28))
+    assert np.allclose(got, [[0, 1 / 28], [14 / 28, 14 / 28], [1, 1]])

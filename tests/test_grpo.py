@@ -344,3 +344,21 @@ def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):
         n_objects = len(s.target_rles)
         assert seg.encode_count - encodes == 1 and calls == [4 * n_objects]
         assert all(sc["star_accuracy"] > 0 for sc in scores)
+
+
+def test_rows_show_the_policy_the_image_its_frame_implies(tmp_path):
+    """Seg-Zero's resize shrinks the image (SFT and GRPO alike); ``resize_image: false`` keeps it, coarse frame only."""
+    from seglib.data import load_samples, synthref
+    from seglib.train.grpo import grpo_rows
+    from seglib.train.sft import sample_rows
+
+    synthref.generate(tmp_path / "data", n_images=3, seed=0, image_size=112)
+    samples = [s for s in load_samples(tmp_path / "data", split="train") if len(s.target_rles) == 1][:2]
+    for opts, side in (({"resize": 56}, 56), ({"resize": 28, "resize_image": False}, 112), ({}, 112)):
+        opts = {"style": "segzero", **opts}
+        assert [np.asarray(r["image"]).shape[:2] for r in grpo_rows("boxpoints", samples, opts)] == [(side, side)] * 2
+        assert [r["images"][0].size for r in sample_rows("boxpoints", samples, opts)] == [(side, side)] * 2
+    coarse = sample_rows("boxpoints", samples, {"style": "segzero", "resize": 28, "resize_image": False})
+    x0, y0, x1, y1 = samples[0].target_boxes()[0]
+    text = coarse[0]["completion"][0]["content"][0]["text"]
+    assert f"[{int(x0 * 28 / 112 + 0.5)}, {int(y0 * 28 / 112 + 0.5)}, " in text

@@ -250,3 +250,18 @@ def test_prediction_files_do_not_depend_on_batch_size(tiny_policy, tmp_path):
         files.append(predict_split(samples, pol, None, SPEC, tmp_path / f"bs{bs}", "sft-polygon", "greedy",
                                    batch_size=bs, progress=False).read_text())
     assert files[0] == files[1] and files[0].count("\n") == 8
+
+
+def test_resize_image_false_keeps_the_image_and_the_coarse_frame(tmp_path):
+    from seglib.inference import PolicySpec
+    from seglib.train.sft import write_task_file
+
+    image = np.zeros((112, 112, 3), np.uint8)
+    assert PolicySpec("boxpoints", resize=56).policy_image(image).shape == (56, 56, 3)  # Seg-Zero: resized
+    assert PolicySpec("boxpoints", resize=28, resize_image=False).policy_image(image).shape == (112, 112, 3)
+    assert PolicySpec("polygon", resize=56).policy_image(image).shape == (112, 112, 3)
+    d = tmp_path / "sft-boxpoints"
+    d.mkdir()
+    write_task_file(d, "boxpoints", {"prompt_template": "compact", "resize": 28, "resize_image": False})
+    spec = checkpoint_spec(d)
+    assert (spec.resize, spec.resize_image, spec.template) == (28, False, "compact")

@@ -404,3 +404,31 @@ def test_decode_with_the_classic_segmenter():
     assert mask.shape == (48, 64) and mask[20, 30]
     pred, cl = clicks.apply_action(clicks.parse("Positive point: (469, 427)"), [], seg, None, 48, 64)
     assert (cl[0].x, cl[0].y) == (30, 20) and pred.mask[20, 30]  # 469·64/1000 − .5 = 29.5 → 30
+
+
+def test_snapped_click_target_is_written_on_the_1000_grid_and_parses():
+    text = clicks.target_text(FakeClick(13, 50, True), 112, 112, snap=28)
+    gx, gy = frames.to_grid(13.5, 49.5, 112, 112)  # centres of cells 3 and 12
+    assert text == f"Positive point: ({gx}, {gy})"
+    act = clicks.parse(text)
+    assert act is not None and act.positive
+    px, py = frames.from_grid(act.x, act.y, 112, 112)
+    assert abs(px - 13) <= 2 and abs(py - 50) <= 2
+    assert clicks.target_text(FakeClick(13, 50, True), 112, 112) != text  # snap off: the exact pixel
+
+
+def test_snapped_polygon_vertices_lie_on_the_lattice_and_keep_the_shape():
+    mask = np.zeros((112, 112), bool)
+    mask[21:70, 33:90] = True
+    text = polygon.target_text([mask], 112, 112, snap=28)
+    polys = polygon.parse(text)
+    assert polys is not None and len(polys) == 1 and len(polys[0]) >= 3
+    assert np.allclose(polys[0] * 28, np.round(polys[0] * 28), atol=0.02)  # 3 decimals of k/28
+    assert mask_iou(polygon.decode(polys, 112, 112), mask) > 0.85
+
+
+def test_snap_keeps_a_tiny_polygon_that_would_collapse():
+    mask = np.zeros((112, 112), bool)
+    mask[50:52, 50:52] = True  # 2 x 2 px: every vertex snaps to the same lattice point
+    polys = polygon.parse(polygon.target_text([mask], 112, 112, snap=28))
+    assert polys is not None and len(polys) == 1 and len(polys[0]) >= 3

@@ -115,3 +115,21 @@ def test_rollout_shares_and_curves():
     ex = refined_examples(outs, {"a": samples[0]})
     assert len(ex) == 3 and ex[1]["target"].startswith(("Positive point", "Negative point"))
     assert ex[1]["target"] == clicks_paradigm.target_text(Click(*r.steps[1].click), W, H)
+
+
+def test_rollout_and_refined_examples_use_the_policy_prompt_template_and_snap():
+    """S_0 trained on the compact prompt and snapped targets: StaR+ must ask and retrain in that same form."""
+    gt = square_gt()
+    sample = FakeSample("a", gt)
+    seen = []
+
+    def propose(images, prompts):
+        seen.extend(prompts)
+        return [text_for(20, 20)] * len(prompts)
+
+    outs = rollout([sample], propose, DiskSegmenter(), max_clicks=1, show_progress=False, template="compact")
+    assert seen == [clicks_paradigm.prompt(sample, template="compact")] and seen[0] != clicks_paradigm.prompt(sample)
+    ex = refined_examples(outs, {"a": sample}, template="compact", snap=4)
+    click = Click(*outs[0].steps[0].click)
+    assert ex[0]["prompt"] == clicks_paradigm.prompt(sample, template="compact")
+    assert ex[0]["target"] == clicks_paradigm.target_text(click, W, H, snap=4)

@@ -86,13 +86,17 @@ def prompt(sample_or_query: Any, prm: bool = False, template: str | None = None)
 
 
 def target_text(click: Any, width: int, height: int, iou: float | None = None, prm: bool = False,
-                grid: int = frames.GRID) -> str:
+                grid: int = frames.GRID, snap: int | None = None) -> str:
     """SFT target for one step.
 
     ``click``: any object with pixel ``x``, ``y`` and ``positive`` (``seglib.clicker.Click``).
     ``iou``: the current mask's IoU as a fraction in [0, 1]; required when ``prm``.
+    ``snap``: move the click to the centre of its cell in a ``snap × snap`` partition
+    first (``frames.snap_to_cell``; the embedded recipe's coarse targets); still
+    written on the 0–1000 grid, so parsing and decoding are unchanged.
     """
-    gx, gy = frames.to_grid(click.x, click.y, width, height, grid)
+    x, y = (click.x, click.y) if not snap else frames.snap_to_cell(click.x, click.y, width, height, int(snap))
+    gx, gy = frames.to_grid(x, y, width, height, grid)
     action = ACTION_TEMPLATE.format(kind="Positive" if click.positive else "Negative", x=gx, y=gy)
     if not prm:
         return action

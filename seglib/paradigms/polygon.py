@@ -70,9 +70,23 @@ def polygons_from_masks(masks: Sequence[np.ndarray], epsilon_ratio: float = DEFA
 
 
 def answer_value(polygons_px: Sequence[np.ndarray], width: int, height: int,
-                 decimals: int = frames.UNIT_DECIMALS) -> list[np.ndarray]:
-    """Pixel polygons → unit-square polygons rounded to ``decimals`` (what the text holds)."""
-    return [frames.to_unit(p, width, height, decimals) for p in polygons_px]
+                 decimals: int = frames.UNIT_DECIMALS, snap: int | None = None) -> list[np.ndarray]:
+    """Pixel polygons → unit-square polygons rounded to ``decimals`` (what the text holds).
+
+    ``snap``: vertices first rounded to the ``1 / snap`` lattice (``frames.snap_unit``),
+    repeated vertices dropped; a polygon left with fewer than 3 vertices keeps its
+    unsnapped vertices.
+    """
+    out = []
+    for p in polygons_px:
+        unit = frames.to_unit(p, width, height, decimals)
+        if snap:
+            snapped = frames.snap_unit(unit, int(snap))
+            keep = np.any(snapped != np.roll(snapped, 1, axis=0), axis=1)
+            if keep.sum() >= 3:
+                unit = np.round(snapped[keep], decimals)
+        out.append(unit)
+    return out
 
 
 def format_polygons(polygons_unit: Sequence[np.ndarray], flat: bool = False, compact: bool = True,
@@ -92,9 +106,12 @@ def format_polygons(polygons_unit: Sequence[np.ndarray], flat: bool = False, com
 
 
 def target_text(masks: Sequence[np.ndarray], width: int, height: int, epsilon_ratio: float = DEFAULT_EPSILON_RATIO,
-                flat: bool = False, compact: bool = True, answer_tags: bool = False) -> str:
-    """SFT target for the target masks (``[]`` → ``"[]"``); ``answer_tags`` wraps it in ``<answer>`` tags."""
-    text = format_polygons(answer_value(polygons_from_masks(masks, epsilon_ratio), width, height),
+                flat: bool = False, compact: bool = True, answer_tags: bool = False, snap: int | None = None) -> str:
+    """SFT target for the target masks (``[]`` → ``"[]"``); ``answer_tags`` wraps it in ``<answer>`` tags.
+
+    ``snap``: vertices on the ``1 / snap`` lattice (``answer_value``), still written with 3 decimals.
+    """
+    text = format_polygons(answer_value(polygons_from_masks(masks, epsilon_ratio), width, height, snap=snap),
                            flat=flat, compact=compact)
     return f"<answer>{text}</answer>" if answer_tags else text
 

@@ -471,17 +471,35 @@ def train_grpo(
     check_checkpoint_space(model, out_dir, config.save_total_limit)
     trainer.train(resume_from_checkpoint=resume_from)
 
-    final = trainer.model
-    if hasattr(final, "merge_and_unload"):  # LoRA: save plain weights, no separate merge step for users
-        final = final.merge_and_unload()
-    final.save_pretrained(str(out_dir))
-    processor.save_pretrained(str(out_dir))
+    _save_final(trainer, processor, out_dir)
+    if not trainer.is_world_process_zero():
+        return str(out_dir)
     if task:
         (out_dir / "task.json").write_text(json.dumps(task, indent=1))
     done.write_text(json.dumps({"task": task or {}, "params": asdict(p), "policy": str(policy), "steps": int(trainer.state.global_step),
                                 "components": list(components), "weights": weights,
                                 "resumed_from": resume_from}, indent=1))
     return str(out_dir)
+
+
+def _save_final(trainer: Any, processor: Any, out_dir: Path) -> None:
+    """The trained policy into ``out_dir``, written once (main process).
+
+    Full fine-tuning and every DeepSpeed ZeRO-3 run go through ``trainer.save_model``,
+    which gathers sharded weights before the main process writes them (a LoRA run
+    under ZeRO-3 thus saves its adapter, which ``load_policy`` puts back on the base).
+    A LoRA run otherwise saves merged plain weights: no separate merge step for users.
+    """
+    model = trainer.model
+    zero3 = bool(getattr(trainer, "is_deepspeed_enabled", False)) and \
+        getattr(trainer.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
+    if hasattr(model, "merge_and_unload") and not zero3:
+        if trainer.is_world_process_zero():
+            trainer.accelerator.unwrap_model(model).merge_and_unload().save_pretrained(str(out_dir))
+    else:
+        trainer.save_model(str(out_dir))
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(out_dir))
 
 
 # ----------------------------------------------------------------------------------------------- paradigms
@@ -589,8 +607,10 @@ def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None
         if paradigm in ("boxpoints", "polygon"):
             from seglib.train.sft import prompt_and_target
 
+            from seglib.train.sft import task_spec
+
             text, _ = prompt_and_target(paradigm, s, opts)
-            row = {**base, "prompt": text, "image": s.image()}
+            row = {**base, "prompt": text, "image": task_spec(paradigm, opts).policy_image(s.image())}
             if paradigm == "boxpoints":
                 style = opts.get("style") or ("segzero" if len(s.target_rles) == 1 else "list")
                 objs = boxpoints.objects_from_masks(s.target_masks(), n_points=2 if style == "segzero" else 1)
@@ -648,7 +668,7 @@ def _task_of(checkpoint: str | Path, paradigm: str) -> dict:
 
         spec = checkpoint_spec(checkpoint, paradigm=paradigm)
         return {"paradigm": paradigm, "template": spec.template, "style": spec.style, "resize": spec.resize,
-                "prm": spec.prm}
+                "resize_image": spec.resize_image, "prm": spec.prm}
     except (ValueError, OSError):
         return {"paradigm": paradigm}
 
@@ -700,6 +720,7 @@ def run_grpo_stage(
         opts.setdefault("prm", bool(task.get("prm", False)))
     if task.get("resize") and paradigm == "boxpoints":
         opts.setdefault("resize", task["resize"])
+        options.update(resize=task["resize"], resize_image=bool(task.get("resize_image", True)))
     samples = load_samples(run_dir / "data", split="train")
     if max_train_samples is not None:
         samples = samples[:max_train_samples]

@@ -82,13 +82,15 @@ def prompt_and_target(paradigm: str, sample, options: dict | None = None) -> tup
 
     ``options`` keys: ``prompt_template`` (the paradigm's template name) and any
     keyword of the paradigm's ``target_for_sample`` (``style``, ``think``,
-    ``epsilon_ratio``, ``compact``, …).
+    ``epsilon_ratio``, ``compact``, ``resize``, …); ``resize_image`` (see
+    ``seglib.inference.PolicySpec``) only changes the image, not the text.
     """
     from seglib.paradigms import get
 
     mod = get(paradigm)
     opts = dict(options or {})
     template = opts.pop("prompt_template", None)
+    opts.pop("resize_image", None)  # which image the policy sees, not how the target is written
     if paradigm == "boxpoints":
         style = opts.get("style") or ("segzero" if len(sample.target_rles) == 1 else "list")
         text = mod.prompt(sample, style=style, template=template)
@@ -113,11 +115,8 @@ def sample_rows(paradigm: str, samples: Sequence, options: dict | None = None,
         if scene is not None:
             extra.update(_dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s))
         image = s.image()
-        resize = (options or {}).get("resize") if paradigm == "boxpoints" else None
-        if resize:  # Seg-Zero's frame: the policy sees the image resized to resize x resize
-            import cv2
-
-            image = cv2.resize(image, (int(resize), int(resize)), interpolation=cv2.INTER_LINEAR)
+        if paradigm == "boxpoints":
+            image = task_spec(paradigm, options).policy_image(image)
         rows.append(_row(image, prompt, target, **extra))
     return rows
 
@@ -128,7 +127,7 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
     """SFT rows for ``clicks``: one per trajectory step (state image = image + current mask, target = F_sim click).
 
     ``trajectories`` are ``seglib.trajectories`` records (``sample_id`` and
-    steps with the click and the mask *before* it); ``options``: ``prm``
+    steps with the click and the mask *before* it); ``options``: ``prm``, ``snap`` (``clicks.target_text``)
     (bool), ``prompt_template``.
     """
     from seglib.paradigms import clicks
@@ -148,7 +147,7 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
         for k, (mask_before, click, iou_before) in enumerate(trajectory_steps(traj, s)):
             if max_steps_per_trajectory is not None and k >= max_steps_per_trajectory:
                 break
-            target = clicks.target_text(click, s.width, s.height, iou=iou_before, prm=prm)
+            target = clicks.target_text(click, s.width, s.height, iou=iou_before, prm=prm, snap=opts.get("snap"))
             rows.append(_row(clicks.state_image(image, mask_before), clicks.prompt(s, prm=prm, template=template),
                              target, sample_id=s.sample_id, kind=s.kind, **dense))
     return rows
@@ -396,7 +395,8 @@ def task_spec(paradigm: str, options: dict | None = None):
 
     o = dict(options or {})
     return PolicySpec(paradigm=paradigm, template=o.get("prompt_template"), style=o.get("style"),
-                      resize=o.get("resize"), prm=bool(o.get("prm", False)))
+                      resize=o.get("resize"), resize_image=bool(o.get("resize_image", True)),
+                      prm=bool(o.get("prm", False)))
 
 
 def write_task_file(output_dir: str | Path, paradigm: str, options: dict | None = None) -> Path:
@@ -404,7 +404,7 @@ def write_task_file(output_dir: str | Path, paradigm: str, options: dict | None 
     spec = task_spec(paradigm, options)
     path = Path(output_dir) / "task.json"
     path.write_text(json.dumps({"paradigm": paradigm, "prompt_template": spec.template, "style": spec.style,
-                                "resize": spec.resize, "prm": spec.prm, "options": dict(options or {})}, indent=1))
+                                "resize": spec.resize, "resize_image": spec.resize_image, "prm": spec.prm, "options": dict(options or {})}, indent=1))
     return path
 
 
@@ -485,7 +485,7 @@ def training_texts(paradigms: Sequence[str], samples: Sequence, trajectories: Se
                 if s is None:
                     continue
                 texts.append(clicks.prompt(s, prm=bool(o.get("prm")), template=o.get("prompt_template")))
-                texts += [clicks.target_text(c, s.width, s.height, iou=iou, prm=bool(o.get("prm")))
+                texts += [clicks.target_text(c, s.width, s.height, iou=iou, prm=bool(o.get("prm")), snap=o.get("snap"))
                           for _, c, iou in trajectory_steps(t, s)]
         else:
             for s in samples:

@@ -136,6 +136,7 @@ def rollout(
     min_gain: float = 0.0,
     prm: bool = False,
     show_progress: bool = True,
+    template: str | None = None,
 ) -> list[StarRollout]:
     """Roll the proposer out on every sample from an empty mask, step-synchronously (one proposer call per step).
 
@@ -143,6 +144,7 @@ def rollout(
     rollouts. Samples with an empty target have no click to make and are
     skipped (as in trajectory simulation). The IoU curve of each rollout is
     padded with its last value to ``max_clicks + 1`` entries, so curves average.
+    ``prm`` and ``template`` give the prompt the policy was trained with.
     """
     from tqdm.auto import tqdm
 
@@ -158,7 +160,7 @@ def rollout(
         if not active:
             break
         texts = propose([clicks_paradigm.state_image(st["image"], st["mask"]) for st in active],
-                        [clicks_paradigm.prompt(st["sample"], prm=prm) for st in active])
+                        [clicks_paradigm.prompt(st["sample"], prm=prm, template=template) for st in active])
         for st, text in zip(active, texts):
             segmenter.set_image(st["image"])
             step, st["mask"], st["clicks"], st["logits"] = refine_step(
@@ -218,8 +220,11 @@ def mean_curve(rollouts: Sequence[StarRollout]) -> list[float]:
     return np.mean(np.array([r.ious for r in rollouts], dtype=float), axis=0).tolist()
 
 
-def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, Any], prm: bool = False) -> list[dict]:
+def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, Any], prm: bool = False,
+                     template: str | None = None, snap: int | None = None) -> list[dict]:
     """SFT examples from refined rollouts: per step (state image, prompt, the kept/corrected action as target).
+
+    ``prm``, ``template`` and ``snap`` as S_0's SFT options (``clicks.prompt`` / ``clicks.target_text``).
 
     Steps where nothing could be clicked (``click`` None) give no example.
     """
@@ -238,8 +243,8 @@ def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, A
             out.append({
                 "sample_id": f"{r.sample_id}-star{st.step}",
                 "image": clicks_paradigm.state_image(image, mask),
-                "prompt": clicks_paradigm.prompt(s, prm=prm),
-                "target": clicks_paradigm.target_text(click, s.width, s.height, iou=st.iou_before, prm=prm),
+                "prompt": clicks_paradigm.prompt(s, prm=prm, template=template),
+                "target": clicks_paradigm.target_text(click, s.width, s.height, iou=st.iou_before, prm=prm, snap=snap),
                 "replaced": st.replaced,
                 "kind": getattr(s, "kind", ""),
             })
@@ -273,6 +278,16 @@ def sft_rows(examples: Sequence[dict]) -> list[dict]:
         "images": [Image.fromarray(np.asarray(e["image"], dtype=np.uint8)).convert("RGB")],
         "sample_id": e["sample_id"], "kind": e.get("kind", ""),
     } for e in examples]
+
+
+def _sft_options(checkpoint: Path) -> dict:
+    """The SFT options a checkpoint's ``task.json`` recorded (``{}`` when there are none)."""
+    f = Path(checkpoint) / "task.json"
+    try:
+        opts = json.loads(f.read_text()).get("options") if f.is_file() else None
+    except ValueError:
+        raise ValueError(f"{f}: not valid JSON") from None
+    return dict(opts) if isinstance(opts, dict) else {}
 
 
 def run_star(
@@ -315,11 +330,13 @@ def run_star(
     if done.exists() and resume:
         return json.loads(done.read_text())
     spec = checkpoint_spec(s0, paradigm="clicks")
-    task = {"paradigm": "clicks", "template": spec.template, "prm": spec.prm}
+    task = {"paradigm": "clicks", "template": spec.template, "prm": spec.prm, "options": _sft_options(s0)}
     samples = load_samples(run_dir / "data", split="train")[:max_samples]
     by_id = {s.sample_id: s for s in samples}
     traj_path = run_dir / "trajectories" / "train.jsonl"
-    original = click_rows(samples, read_trajectories(traj_path), {"prm": spec.prm, "prompt_template": spec.template})
+    snap = _sft_options(s0).get("snap")
+    original = click_rows(samples, read_trajectories(traj_path),
+                          {"prm": spec.prm, "prompt_template": spec.template, "snap": snap})
     settings = sft_settings or SFTSettings(max_steps=50)
     current, stats = s0, []
     for n in range(1, rounds + 1):
@@ -332,13 +349,14 @@ def run_star(
             continue
         model, processor = load_policy(str(current), device=device)
         propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        plain = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=False, prm=spec.prm)
+        plain = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=False, prm=spec.prm,
+                        template=spec.template)
         refined = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=True, min_gain=min_gain,
-                          prm=spec.prm)
+                          prm=spec.prm, template=spec.template)
         write_rollouts(rdir / "rollouts_plain.jsonl", plain)
         write_rollouts(rdir / "rollouts_refined.jsonl", refined)
         del model
-        examples = refined_examples(refined, by_id, prm=spec.prm)
+        examples = refined_examples(refined, by_id, prm=spec.prm, template=spec.template, snap=snap)
         union = original + sft_rows(examples)
         model0, processor0 = load_policy(str(s0), lora=None, device=device)  # S_n is trained from S_0
         train_sft(model0, processor0, union, None, rdir, settings, resume=resume)
@@ -378,7 +396,8 @@ def evaluate_policies(checkpoints: dict[str, str | Path], samples: Sequence[Any]
         spec = checkpoint_spec(path, paradigm="clicks")
         model, processor = load_policy(str(path), device=device)
         propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        out[name] = rollout(samples, propose, segmenter, max_clicks, tau_stop=1.01, correct=False, prm=spec.prm)
+        out[name] = rollout(samples, propose, segmenter, max_clicks, tau_stop=1.01, correct=False, prm=spec.prm,
+                            template=spec.template)
     return out
 
 
