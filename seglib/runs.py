@@ -170,8 +170,7 @@ def run_notebooks(
     run_dir = prepare_run_dir(Path(outputs_dir) / name, resume=resume, force=force).resolve()
     record = read_run(run_dir) if resume else {}
     if resume and record.get("params") and record["params"] != params:
-        changed = sorted(k for k in set(params) | set(record["params"]) if params.get(k) != record["params"].get(k))
-        raise RunError(f"--resume with different parameters than {run_dir} was started with: {changed}")
+        _check_resume_changes(record, params, notebook_paths(notebook_dir), run_dir)
     record.update(
         params=params,
         params_file=str(params_path) if params_path else None,
@@ -222,6 +221,26 @@ def run_notebooks(
     record["ended"] = _now()
     write_run(run_dir, record)
     return run_dir
+
+
+def _check_resume_changes(record: dict, params: dict[str, Any], all_notebooks: list[Path], run_dir: Path) -> None:
+    """Allow ``--resume`` with changed parameters only where no finished notebook reads them.
+
+    A change to a parameter of a notebook still to run (e.g. GRPO settings after notebook 03 finished)
+    is kept in ``run.json`` under ``param_changes``; a change to anything a finished notebook used is
+    refused, naming the parameters and notebooks, so a run folder never mixes two settings silently.
+    """
+    old = record["params"]
+    changed = sorted(k for k in set(params) | set(old) if params.get(k) != old.get(k))
+    done = {stem for stem, st in record.get("notebooks", {}).items() if st.get("status") == "done"}
+    readers = {k: sorted(nb.stem for nb in all_notebooks if nb.stem in done and k in notebook_parameters(nb).defaults)
+               for k in changed}
+    clash = {k: v for k, v in readers.items() if v or k in RUNNER_KEYS}
+    if clash:
+        raise RunError(f"--resume with different parameters than {run_dir} was started with: "
+                       + ", ".join(f"{k} (used by {', '.join(v) or 'the runner'})" for k, v in clash.items()))
+    record.setdefault("param_changes", []).append(
+        {"at": _now(), "changed": {k: {"old": old.get(k), "new": params.get(k)} for k in changed}})
 
 
 def _yaml_dump(params: dict[str, Any]) -> str:

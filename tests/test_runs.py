@@ -151,3 +151,18 @@ def test_dry_run_reports_missing_paths_and_names(tmp_path):
     assert len(problems) == 4
     assert "/nowhere/sam2.1_hiera_large.pt" in text and "configs/nope.yaml" in text
     assert "NoSuchOrg/no-such-model" in text and "/nowhere/refcocog" in text
+
+
+def test_resume_accepts_changes_only_for_notebooks_still_to_run(nbdir, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(RunError):
+        run_notebooks(None, ["flag=true"], run_name="c", outputs_dir=out, notebook_dir=nbdir)  # 02 fails, 01 done
+    run_dir = run_notebooks(None, ["flag=false"], run_name="c", outputs_dir=out, notebook_dir=nbdir, resume=True)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["params"]["flag"] is False and (run_dir / "second.txt").read_text() == "0"
+    assert record["param_changes"][0]["changed"] == {"flag": {"old": True, "new": False}}
+    with pytest.raises(RunError, match=r"scale \(used by 01_first\)"):  # 01 finished with scale 1.5
+        run_notebooks(None, ["flag=false", "scale=0.7"], run_name="c", outputs_dir=out, notebook_dir=nbdir,
+                      resume=True)
+    with pytest.raises(RunError, match=r"seed \(used by 01_first, 02_second\)"):
+        run_notebooks(None, ["flag=false", "seed=3"], run_name="c", outputs_dir=out, notebook_dir=nbdir, resume=True)
