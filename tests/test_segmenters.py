@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seglib.masks import mask_iou
 from seglib.segmenters import Prompt, build_segmenter, image_key
 
 H, W = 48, 80  # non-square on purpose: an x/y swap or a wrong scale would show
@@ -223,7 +224,7 @@ def test_classic_takes_any_prompt_in_or_off_the_image(points, box):
     seg.set_image(img)
     pred = seg.predict([(x, y) for x, y, _ in points], [lab for _, _, lab in points], box_xyxy=box)
     assert pred.mask.shape == (H, W) and pred.mask.dtype == bool and 0.0 <= pred.score < 1.0
-    if box is not None:  # nothing outside the (clipped, sorted) box
+    if box is not None and not any(lab == 1 for _, _, lab in points):  # no clicked object: nothing outside the box
         x0, x1 = sorted(np.clip([box[0], box[2]], 0, W - 1))
         y0, y1 = sorted(np.clip([box[1], box[3]], 0, H - 1))
         ys, xs = np.nonzero(pred.mask)
@@ -232,3 +233,17 @@ def test_classic_takes_any_prompt_in_or_off_the_image(points, box):
 
 
 _CLASSIC = build_segmenter("classic")
+
+
+def test_classic_box_that_clips_the_clicked_object_still_gives_the_whole_object():
+    """A predicted box is rarely exact: cutting through the clicked object must not cut the mask (SAM-like)."""
+    img, square, disc = scene()
+    seg = _CLASSIC
+    seg.set_image(img)
+    clipped = seg.predict([(25, 15)], [1], box_xyxy=(22, 12, 33, 21)).mask  # inside the square on all sides
+    assert mask_iou(clipped, square) > 0.95 and not (clipped & disc).any()
+    tight = seg.predict([(25, 15)], [1], box_xyxy=(20, 10, 39, 25)).mask  # the exact box: unchanged
+    assert mask_iou(tight, square) > 0.95
+    loose = seg.predict([], [], box_xyxy=(22, 12, 33, 21)).mask  # no click: the box stays a wall
+    ys, xs = np.nonzero(loose)
+    assert xs.min() >= 22 and xs.max() <= 33 and ys.min() >= 12 and ys.max() <= 21

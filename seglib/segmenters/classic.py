@@ -21,7 +21,11 @@ Seeds:
   * background: negative points; with a box, the 1 px ring just outside it (and
     everything outside the box stays background); without a box, the image border,
     except border pixels whose colour matches a positive seed (an object that
-    touches the border).
+    touches the border). A box that cuts through the object a positive point sits
+    on (ring pixels coloured like that point) is treated as a hint, not a wall: the
+    ring pixels of the object's colour are not seeded, the image border is, and the
+    mask may grow past the box, much as SAM returns the whole object for a box that
+    clips it. A predicted box is rarely exact; a hard wall would cut the object.
 A final colour-model pass flips foreground regions that are enclosed by a
 strong edge and whose colour is much closer to the background seeds than to
 the foreground seeds (the hole of a ring would otherwise be a tie).
@@ -97,19 +101,17 @@ class ClassicSegmenter(Segmenter):
             inside = np.zeros((h, w), bool)
             inside[y0 : y1 + 1, x0 : x1 + 1] = True
             ring = ndimage.binary_dilation(inside) & ~inside
-            markers[ring] = 2
+            cut = ring & self._matches(ring, fg_pts)
+            if cut.any():  # the box cuts through the clicked object: let it grow past the box
+                markers[ring & ~cut] = 2
+                markers[self._border(fg_pts)] = 2
+                inside = None
+            else:
+                markers[ring] = 2
             if len(fg_pts) == 0:
                 fg_pts = np.array([[(x0 + x1) // 2, (y0 + y1) // 2]])
         else:
-            border = np.zeros((h, w), bool)
-            border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-            if len(fg_pts):
-                fg_cols = lab[fg_pts[:, 1], fg_pts[:, 0]]
-                d = np.linalg.norm(lab[border][:, None, :] - fg_cols[None], axis=2).min(axis=1)
-                keep = np.zeros_like(border)
-                keep[border] = d > self.min_step
-                border = keep
-            markers[border] = 2
+            markers[self._border(fg_pts)] = 2
         if len(fg_pts) == 0:  # only negative clicks: nothing to grow
             return self._prediction(np.zeros((h, w), bool))
         markers[bg_pts[:, 1], bg_pts[:, 0]] = 2
@@ -122,6 +124,21 @@ class ClassicSegmenter(Segmenter):
             mask &= inside
         mask = self._flip_enclosed(mask, fg_pts, bg_pts, markers == 2)
         return self._prediction(mask)
+
+    def _matches(self, where: np.ndarray, fg_pts: np.ndarray) -> np.ndarray:
+        """Pixels of ``where`` (bool (H, W)) whose colour is within ``min_step`` of a positive point's colour."""
+        out = np.zeros(where.shape, bool)
+        if len(fg_pts) and where.any():
+            fg_cols = self._lab[fg_pts[:, 1], fg_pts[:, 0]]
+            d = np.linalg.norm(self._lab[where][:, None, :] - fg_cols[None], axis=2).min(axis=1)
+            out[where] = d <= self.min_step
+        return out
+
+    def _border(self, fg_pts: np.ndarray) -> np.ndarray:
+        """Image-border background seeds, except pixels coloured like a positive point (an object touching the border)."""
+        border = np.zeros(self._lab.shape[:2], bool)
+        border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+        return border & ~self._matches(border, fg_pts)
 
     def _flip_enclosed(self, mask, fg_pts, bg_pts, bg_seeds) -> np.ndarray:
         """Foreground regions (split at colour steps >= ``min_step``) without a positive seed whose
