@@ -418,7 +418,8 @@ class ClickState:
 
 def clicks_group_scores(texts: Sequence[Any], state: ClickState, segmenter: Any, prm: bool = False,
                         grid: int = frames.GRID) -> list[dict[str, float]]:
-    """SegAgent step rewards for G completions from one state: ONE ``set_image``, ONE ``predict_many``.
+    """SegAgent step rewards for G completions from one state: ONE ``set_image``, ONE ``predict_many``
+    holding each distinct click once.
 
     - ``format`` {0, 1}: the text parses as an action (with ``prm``: and carries
       the ``Current IoU`` estimate).
@@ -434,19 +435,27 @@ def clicks_group_scores(texts: Sequence[Any], state: ClickState, segmenter: Any,
     current = np.zeros((h, w), bool) if state.current_mask is None else np.asarray(state.current_mask, bool)
     iou_before = _iou(current, gt)
     actions = [clicks.parse(t, grid=grid) for t in texts]
-    prompts, index = [], []
-    for i, a in enumerate(actions):
+    # a confident policy repeats its click across the group: each distinct click is segmented once
+    prompts, which = [], {}
+    for a in actions:
         if a is None:
             continue
-        cl = list(state.clicks) + [clicks.to_click(a, h, w, grid)]
-        prompts.append(Prompt(points_xy=[(float(c.x), float(c.y)) for c in cl],
-                              labels=[1 if c.positive else 0 for c in cl], mask_logits=state.prev_logits))
-        index.append(i)
-    after: dict[int, float] = {}
+        c = clicks.to_click(a, h, w, grid)
+        key = (int(c.x), int(c.y), bool(c.positive))
+        if key not in which:
+            cl = list(state.clicks) + [c]
+            which[key] = len(prompts)
+            prompts.append(Prompt(points_xy=[(float(q.x), float(q.y)) for q in cl],
+                                  labels=[1 if q.positive else 0 for q in cl], mask_logits=state.prev_logits))
+    ious: list[float] = []
     if prompts:
         segmenter.set_image(image)
-        for i, p in zip(index, segmenter.predict_many(prompts)):
-            after[i] = _iou(np.asarray(p.mask, bool), gt)
+        ious = [_iou(np.asarray(p.mask, bool), gt) for p in segmenter.predict_many(prompts)]
+    after: dict[int, float] = {}
+    for i, a in enumerate(actions):
+        if a is not None:
+            c = clicks.to_click(a, h, w, grid)
+            after[i] = ious[which[(int(c.x), int(c.y), bool(c.positive))]]
     out = []
     for i, a in enumerate(actions):
         d = {"format": 0.0, "iou_gain": 0.0}

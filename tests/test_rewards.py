@@ -50,6 +50,7 @@ class FakeSegmenter:
 
     def predict_many(self, prompts):
         self.predict_many_calls += 1
+        self.prompts_seen = getattr(self, "prompts_seen", 0) + len(prompts)
         return [self._one(p.points_xy, p.labels, p.box_xyxy) for p in prompts]
 
 
@@ -259,6 +260,7 @@ def test_clicks_gain_and_prm_by_hand():
              "Current IoU: 40.0, Positive point: (505, 510)"]
     out = rewards.clicks_group_scores(texts, state, seg)
     assert seg.set_image_calls == 1 and seg.predict_many_calls == 1
+    assert seg.prompts_seen == 2  # three parsable answers, two distinct clicks: each segmented once
     assert [o["iou_gain"] for o in out] == [1.0, 0.0, 0.0, 1.0]
     assert [o["format"] for o in out] == [1.0, 0.0, 1.0, 1.0]
     out = rewards.clicks_group_scores(texts, state, seg, prm=True)
