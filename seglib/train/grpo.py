@@ -472,13 +472,13 @@ def train_grpo(
     trainer.train(resume_from_checkpoint=resume_from)
 
     _save_final(trainer, processor, out_dir)
-    if not trainer.is_world_process_zero():
-        return str(out_dir)
-    if task:
-        (out_dir / "task.json").write_text(json.dumps(task, indent=1))
-    done.write_text(json.dumps({"task": task or {}, "params": asdict(p), "policy": str(policy), "steps": int(trainer.state.global_step),
-                                "components": list(components), "weights": weights,
-                                "resumed_from": resume_from}, indent=1))
+    if trainer.is_world_process_zero():
+        if task:
+            (out_dir / "task.json").write_text(json.dumps(task, indent=1))
+        done.write_text(json.dumps({"task": task or {}, "params": asdict(p), "policy": str(policy),
+                                    "steps": int(trainer.state.global_step), "components": list(components),
+                                    "weights": weights, "resumed_from": resume_from}, indent=1))
+    trainer.accelerator.wait_for_everyone()  # every rank returns once the folder is complete
     return str(out_dir)
 
 
