@@ -75,7 +75,7 @@ from seglib.masks import box_iou, decode_rle
 METRICS_SCHEMA_VERSION = 1
 CONVENTIONS = {
     "iou": "per-sample IoU = I/U; IoUs are fractions in [0, 1] in metrics.json, points (x100) in tables",
-    "unparsable": "an unparsable answer counts as I = 0, U = |GT|",
+    "unparsable": "an unparsable answer counts as I = 0, U = |GT| (IoU 0, even for an empty query)",
     "both_empty": "an empty prediction for an empty target counts as IoU 1 (StAR's rule)",
     "giou": "mean of per-sample IoUs",
     "ciou": "sum of intersections / sum of unions",
@@ -114,13 +114,12 @@ def _pred(rec: dict, key: str = "mask_rle") -> np.ndarray | None:
 
 
 def intersection_union(pred: np.ndarray | None, gt: np.ndarray) -> tuple[int, int, float]:
-    """(I, U, IoU) under METHODS.md's conventions (see the module docstring)."""
-    if pred is None:
-        union = int(np.count_nonzero(gt))
-        return 0, union, (1.0 if union == 0 else 0.0)
-    inter = int(np.count_nonzero(pred & gt))
-    union = int(np.count_nonzero(pred | gt))
-    return inter, union, (1.0 if union == 0 else inter / union)
+    """(I, U, IoU) under METHODS.md's conventions, by ``seglib.metrics.IoUMeter`` (the one IoU rule)."""
+    from seglib.metrics import IoUMeter
+
+    meter = IoUMeter()
+    iou = meter.update(pred, gt)
+    return meter.intersections[0], meter.unions[0], iou
 
 
 def score_record(rec: dict, key: str = "mask_rle") -> Scored:

@@ -210,3 +210,18 @@ def test_k_claim_compares_k1_with_the_largest_k(tmp_path):
     m = evaluate_run(run, figures=False)
     row = next(c for c in m["claims"] if c["paper"] == "SegAgent" and "K > 1" in c["claim"])
     assert "prm_search_k2" in row["measured"] and row["delta_giou"] == pytest.approx(5.0)
+
+
+def test_unparsable_answer_to_an_empty_query_scores_zero_as_in_metrics():
+    """One IoU rule: garbage earns nothing, even where the target is empty (StAR's credit is for a real empty answer)."""
+    from seglib.evaluation import intersection_union
+    from seglib.metrics import IoUMeter
+
+    empty = np.zeros((6, 6), bool)
+    assert intersection_union(None, empty) == (0, 0, 0.0)
+    assert intersection_union(np.zeros((6, 6), bool), empty) == (0, 0, 1.0)  # a well-formed empty answer
+    gt = empty.copy()
+    gt[1:3, 1:4] = True
+    assert intersection_union(None, gt) == (0, 6, 0.0)
+    for pred, target in ((None, empty), (empty, empty), (None, gt), (gt, gt)):
+        assert intersection_union(pred, target)[2] == IoUMeter().update(pred, target)
