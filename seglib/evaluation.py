@@ -654,8 +654,9 @@ def curves_markdown(metrics: dict) -> str:
                     f"T={t}: {_pts(g)}" for t, g in zip(c["t"], c["giou"])))
             cal = e["search"]["calibration"]
             if cal["n"]:
+                r = "n/a (a constant side)" if cal["pearson"] is None else f"{cal['pearson']:.2f}"
                 out.append(f"**{name}** PRM calibration: MAE {100 * cal['mae']:.1f} IoU points, "
-                           f"Pearson {cal['pearson']:.2f} (n = {cal['n']})")
+                           f"Pearson {r} (n = {cal['n']})")
         for split, c in e["clicks"].items():
             out.append(f"**{name}** IoU vs clicks, {split}: " + ", ".join(
                 f"{t + 1}: {_pts(v)}" for t, v in enumerate(c["iou_vs_clicks"])))

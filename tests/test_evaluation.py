@@ -225,3 +225,15 @@ def test_unparsable_answer_to_an_empty_query_scores_zero_as_in_metrics():
     assert intersection_union(None, gt) == (0, 6, 0.0)
     for pred, target in ((None, empty), (empty, empty), (None, gt), (gt, gt)):
         assert intersection_union(pred, target)[2] == IoUMeter().update(pred, target)
+
+
+def test_curves_report_a_prm_that_always_writes_the_same_iou():
+    """A PRM whose estimates are constant has no Pearson correlation: the report says so instead of failing."""
+    from seglib.evaluation import curves_markdown
+
+    entry = {"vote_curve": {}, "clicks": {},
+             "search": {"k": 1, "iou_vs_t": {}, "calibration": {"mae": 0.25, "pearson": None, "n": 12}}}
+    text = curves_markdown({"predictions": {"sft-clicks-prm_search_k1": entry}})
+    assert "MAE 25.0 IoU points" in text and "Pearson n/a" in text and "(n = 12)" in text
+    entry["search"]["calibration"]["pearson"] = 0.5
+    assert "Pearson 0.50" in curves_markdown({"predictions": {"x": entry}})
