@@ -7,8 +7,8 @@ pixel deepest inside the thickest error region:
 * each map is padded by 1 px of zeros, so the image border counts as region edge;
 * pixels already clicked are set to 0 before the transform, so a clicked pixel
   becomes an edge and is never chosen again;
-* ``d_fn``, ``d_fp`` = L2 distance transforms (``cv2.DIST_L2``, ``DIST_MASK_PRECISE``,
-  i.e. exact Euclidean distance to the nearest zero pixel);
+* ``d_fn``, ``d_fp`` = L2 distance transforms (``seglib.masks.distance_transform``: OpenCV's
+  ``DIST_MASK_PRECISE``, i.e. exact Euclidean distance to the nearest zero pixel);
 * the click is positive iff ``max d_fn > max d_fp`` (a tie goes negative);
 * it lands on the arg-max of the chosen map, the first maximum in raster
   order (row by row, top to bottom, then left to right).
@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-import cv2
 import numpy as np
 
 
@@ -50,19 +49,15 @@ def error_depth(error: np.ndarray, clicked: Iterable = ()) -> np.ndarray:
 
     ``error`` is a bool (H, W) map; returns float32 (H, W), 0 outside the error.
     """
+    from seglib.masks import distance_transform
+
     h, w = error.shape
-    padded = np.zeros((h + 2, w + 2), np.uint8)
-    padded[1:-1, 1:-1] = error
-    for c in clicked:
+    region = np.array(error, dtype=bool, copy=True)
+    for c in clicked:  # a clicked pixel counts as an edge: F_sim moves on from it
         x, y = _click_xy(c)
         if 0 <= x < w and 0 <= y < h:
-            padded[y + 1, x + 1] = 0
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    # OpenCV's result varies in the last bits with the buffer's memory alignment and the thread split (SIMD
-    # paths), which flipped ties between equally deep pixels from run to run (issue 8). The exact distance is
-    # the root of an integer: snap to it (float32 error in d^2 stays far below 0.5 for any image size we use).
-    dist = np.sqrt(np.rint(np.square(dist, dtype=np.float64))).astype(np.float32)
-    return dist[1:-1, 1:-1]
+            region[y, x] = False
+    return distance_transform(region)
 
 
 def next_click(gt: np.ndarray, pred: np.ndarray | None, clicked: Iterable = ()) -> Click | None:

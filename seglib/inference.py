@@ -361,15 +361,11 @@ def _fill_prediction(rec: dict, dec: Decoded, height: int, width: int) -> dict:
     return rec
 
 
-def _policy_image(sample_image: np.ndarray, spec: PolicySpec) -> np.ndarray:
-    return spec.policy_image(sample_image)
-
-
 def greedy_records(samples: Sequence[Any], generate: GenerateFn, segmenter: Any, spec: PolicySpec,
                    checkpoint: str) -> list[dict]:
     """Greedy answers for a batch of boxpoints/polygon samples (one ``generate`` call)."""
     images = [s.image() for s in samples]
-    texts = generate([_policy_image(im, spec) for im in images], [spec.prompt(s) for s in samples], 1, False)
+    texts = generate([spec.policy_image(im) for im in images], [spec.prompt(s) for s in samples], 1, False)
     out = []
     for s, im, ts in zip(samples, images, texts):
         if segmenter is not None and spec.paradigm == "boxpoints":
@@ -387,7 +383,7 @@ def sampled_record(sample: Any, generate: GenerateFn, segmenter: Any, spec: Poli
     from seglib.masks import encode_rle
 
     image = sample.image()
-    texts = generate([_policy_image(image, spec)], [spec.prompt(sample)], n_samples, True)[0]
+    texts = generate([spec.policy_image(image)], [spec.prompt(sample)], n_samples, True)[0]
     if segmenter is not None and spec.paradigm == "boxpoints":
         segmenter.set_image(image)
     decs = [decode_text(t, spec, sample.height, sample.width, segmenter) for t in texts]

@@ -167,8 +167,8 @@ def masks_union(masks: Iterable[np.ndarray], height: int | None = None, width: i
 # --------------------------------------------------------------------------- points (Seg-Zero)
 
 
-def _distance_transform(mask: np.ndarray) -> np.ndarray:
-    """Exact L2 distance of each mask pixel to the nearest non-mask pixel.
+def distance_transform(mask: np.ndarray) -> np.ndarray:
+    """Exact L2 distance of each mask pixel to the nearest non-mask pixel (float32, 0 outside the mask).
 
     The mask is padded by one pixel of background first, so the image border
     counts as the region's edge (as in F_sim).
@@ -211,7 +211,7 @@ def representative_points(mask: np.ndarray, k: int = 2) -> list[tuple[int, int]]
         raise ValueError(f"representative_points: k must be 1 or 2, got {k}")
     if not mask.any():
         raise ValueError("representative_points: the mask is empty, so it has no points")
-    dist = _distance_transform(mask)
+    dist = distance_transform(mask)
     y1, x1 = np.unravel_index(int(np.argmax(dist)), dist.shape)
     p1 = _snap_to_mask(mask, int(x1), int(y1))
     if k == 1:

@@ -436,26 +436,23 @@ def clicks_group_scores(texts: Sequence[Any], state: ClickState, segmenter: Any,
     iou_before = _iou(current, gt)
     actions = [clicks.parse(t, grid=grid) for t in texts]
     # a confident policy repeats its click across the group: each distinct click is segmented once
-    prompts, which = [], {}
-    for a in actions:
-        if a is None:
-            continue
-        c = clicks.to_click(a, h, w, grid)
-        key = (int(c.x), int(c.y), bool(c.positive))
-        if key not in which:
-            cl = list(state.clicks) + [c]
-            which[key] = len(prompts)
-            prompts.append(Prompt(points_xy=[(float(q.x), float(q.y)) for q in cl],
-                                  labels=[1 if q.positive else 0 for q in cl], mask_logits=state.prev_logits))
-    ious: list[float] = []
-    if prompts:
-        segmenter.set_image(image)
-        ious = [_iou(np.asarray(p.mask, bool), gt) for p in segmenter.predict_many(prompts)]
-    after: dict[int, float] = {}
+    keys: dict[int, tuple] = {}  # completion index -> its click (x, y, positive)
+    distinct: dict[tuple, Any] = {}
     for i, a in enumerate(actions):
         if a is not None:
             c = clicks.to_click(a, h, w, grid)
-            after[i] = ious[which[(int(c.x), int(c.y), bool(c.positive))]]
+            keys[i] = (int(c.x), int(c.y), bool(c.positive))
+            distinct.setdefault(keys[i], c)
+    iou_of: dict[tuple, float] = {}
+    if distinct:
+        prompts = []
+        for c in distinct.values():
+            cl = list(state.clicks) + [c]
+            prompts.append(Prompt(points_xy=[(float(q.x), float(q.y)) for q in cl],
+                                  labels=[1 if q.positive else 0 for q in cl], mask_logits=state.prev_logits))
+        segmenter.set_image(image)
+        iou_of = {k: _iou(np.asarray(p.mask, bool), gt) for k, p in zip(distinct, segmenter.predict_many(prompts))}
+    after = {i: iou_of[k] for i, k in keys.items()}
     out = []
     for i, a in enumerate(actions):
         d = {"format": 0.0, "iou_gain": 0.0}

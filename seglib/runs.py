@@ -233,8 +233,8 @@ def _check_resume_changes(record: dict, params: dict[str, Any], all_notebooks: l
     old = record["params"]
     changed = sorted(k for k in set(params) | set(old) if params.get(k) != old.get(k))
     done = {stem for stem, st in record.get("notebooks", {}).items() if st.get("status") == "done"}
-    readers = {k: sorted(nb.stem for nb in all_notebooks if nb.stem in done and k in notebook_parameters(nb).defaults)
-               for k in changed}
+    declared = {nb.stem: notebook_parameters(nb).defaults for nb in all_notebooks if nb.stem in done}
+    readers = {k: sorted(stem for stem, names in declared.items() if k in names) for k in changed}
     clash = {k: v for k, v in readers.items() if v or k in RUNNER_KEYS}
     if clash:
         raise RunError(f"--resume with different parameters than {run_dir} was started with: "

@@ -236,15 +236,11 @@ def grpo_params(params: dict, max_steps: int | None = None):
     """``GRPOParams`` from the ``grpo_*`` parameters, as notebook 04 builds them."""
     from seglib.train.grpo import GRPOParams
 
-    from dataclasses import fields
-
     d = GRPOParams()
     lora_r = int(_pick(params, "grpo_lora_r", 0))
-    # trl's vLLM generation, where GRPOParams offers it (GPU users with vllm installed; untested here)
-    extra = {name: params[f"grpo_{name}"] for name in ("use_vllm", "vllm_mode")
-             if name in {f.name for f in fields(GRPOParams)} and params.get(f"grpo_{name}") is not None}
     return GRPOParams(
-        **extra,
+        use_vllm=_pick(params, "grpo_use_vllm", d.use_vllm),  # trl's vLLM generation (GPUs with vllm; untested here)
+        vllm_mode=_pick(params, "grpo_vllm_mode", d.vllm_mode),
         num_generations=_pick(params, "grpo_num_generations", d.num_generations),
         prompts_per_step=_pick(params, "grpo_prompts_per_step", d.prompts_per_step),
         max_steps=max_steps if max_steps is not None else _pick(params, "grpo_steps", d.max_steps),

@@ -597,20 +597,18 @@ def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None
     """
     from seglib.paradigms import boxpoints
     from seglib.paradigms import clicks as clicks_paradigm
+    from seglib.train.sft import prompt_and_target, task_spec
 
     opts = dict(options or {})
+    spec = task_spec(paradigm, opts)  # which image the policy sees (Seg-Zero's resize for boxpoints)
     rng = np.random.default_rng(seed)
     rows = []
     for s in samples:
         base = {"sample_id": s.sample_id, "image_path": s.image_path, "height": s.height, "width": s.width,
                 "kind": s.kind, "target_rles": s.target_rles}
         if paradigm in ("boxpoints", "polygon"):
-            from seglib.train.sft import prompt_and_target
-
-            from seglib.train.sft import task_spec
-
             text, _ = prompt_and_target(paradigm, s, opts)
-            row = {**base, "prompt": text, "image": task_spec(paradigm, opts).policy_image(s.image())}
+            row = {**base, "prompt": text, "image": spec.policy_image(s.image())}
             if paradigm == "boxpoints":
                 style = opts.get("style") or ("segzero" if len(s.target_rles) == 1 else "list")
                 objs = boxpoints.objects_from_masks(s.target_masks(), n_points=2 if style == "segzero" else 1)

@@ -108,16 +108,14 @@ def sample_rows(paradigm: str, samples: Sequence, options: dict | None = None,
     With ``scene`` (``pretrain_vision.scene_objects``) and ``grid``, each row
     also carries the dense per-token targets of its image.
     """
+    spec = task_spec(paradigm, options)  # which image the policy sees (Seg-Zero's resize for boxpoints)
     rows = []
     for s in samples:
         prompt, target = prompt_and_target(paradigm, s, options)
         extra = {"sample_id": s.sample_id, "kind": s.kind}
         if scene is not None:
             extra.update(_dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s))
-        image = s.image()
-        if paradigm == "boxpoints":
-            image = task_spec(paradigm, options).policy_image(image)
-        rows.append(_row(image, prompt, target, **extra))
+        rows.append(_row(spec.policy_image(s.image()), prompt, target, **extra))
     return rows
 
 
