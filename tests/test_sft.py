@@ -104,3 +104,38 @@ def test_resume_continues_from_the_last_checkpoint(setup, tmp_path):
     assert steps[-1] == 3 and 1 in steps  # the resumed trainer kept the first run's log and did one more step
     state = json.loads((sft.last_checkpoint(out) / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+
+
+def test_hold_rows_show_the_finished_mask_with_a_click_inside_the_target(setup):
+    import numpy as np
+
+    from seglib import frames
+    from seglib.data import load_samples
+    from seglib.paradigms import clicks
+    from seglib.segmenters import build_segmenter
+    from seglib.trajectories import simulate
+
+    root, _, _ = setup
+    samples = [s for s in load_samples(root / "data") if s.kind == "referring"][:4]
+    seg = build_segmenter("classic")
+    trajs = [t for t in (simulate(s, seg, tau_stop=0.8) for s in samples) if t is not None]
+    finished = [t for t in trajs if t.stop_reason == "tau_stop" and t.steps]
+    assert finished, "the classic segmenter should finish some easy SynthRef trajectories"
+    opts = {"prm": True, "prompt_template": "compact"}
+    plain = sft.click_rows(samples, trajs, opts)
+    held = sft.click_rows(samples, [t.to_json() for t in trajs], {**opts, "hold": True})
+    assert len(plain) == sum(len(t.steps) for t in trajs)
+    assert len(held) == len(plain) + len(finished)
+    by_id = {s.sample_id: s for s in samples}
+    extra = [r for r in held if r["completion"] not in [p["completion"] for p in plain]
+             or r["images"][0].tobytes() not in [p["images"][0].tobytes() for p in plain]]
+    assert len(extra) == len(finished)
+    for row, traj in zip(extra, finished):
+        s = by_id[traj.sample_id]
+        action = clicks.parse(row["completion"][0]["content"][0]["text"])
+        assert action is not None and action.positive
+        assert action.iou == pytest.approx(round(100 * traj.ious[-1], 1) / 100, abs=1e-6)
+        x, y = frames.from_grid(action.x, action.y, s.width, s.height)
+        assert s.union_mask()[y, x]
+        want = clicks.state_image(s.image(), traj.masks()[-1])
+        assert np.array_equal(np.asarray(row["images"][0]), want)

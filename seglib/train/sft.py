@@ -126,18 +126,29 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
 
     ``trajectories`` are ``seglib.trajectories`` records (``sample_id`` and
     steps with the click and the mask *before* it); ``options``: ``prm``, ``snap`` (``clicks.target_text``)
-    (bool), ``prompt_template``.
+    (bool), ``prompt_template``, ``hold``.
+
+    ``hold`` (our addition, not SegAgent's): a trajectory that reached τ_stop
+    also yields its final state, with F_sim's click on an empty mask (a
+    positive click deepest inside the target) as the action and, with the
+    PRM, the final IoU. F_sim trajectories stop at τ_stop, so without these
+    rows the policy never sees a finished mask and its next click at
+    inference is off-distribution (measured in notebook 03).
     """
+    from seglib.clicker import next_click
+    from seglib.masks import decode_rle
     from seglib.paradigms import clicks
-    from seglib.trajectories import trajectory_steps
+    from seglib.trajectories import Trajectory, trajectory_steps
 
     opts = dict(options or {})
     prm = bool(opts.get("prm", False))
+    hold = bool(opts.get("hold", False))
     template = opts.get("prompt_template")
     by_id = {s.sample_id: s for s in samples}
     rows = []
     for traj in trajectories:
-        s = by_id.get(traj.sample_id if hasattr(traj, "sample_id") else traj["sample_id"])
+        traj = Trajectory.from_json(traj) if isinstance(traj, dict) else traj
+        s = by_id.get(traj.sample_id)
         if s is None:
             continue
         image = s.image()
@@ -147,6 +158,13 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
                 break
             target = clicks.target_text(click, s.width, s.height, iou=iou_before, prm=prm, snap=opts.get("snap"))
             rows.append(_row(clicks.state_image(image, mask_before), clicks.prompt(s, prm=prm, template=template),
+                             target, sample_id=s.sample_id, kind=s.kind, **dense))
+        if hold and traj.stop_reason == "tau_stop" and traj.steps:
+            final = decode_rle(traj.steps[-1].mask_rle)
+            click = next_click(s.union_mask(), None)
+            target = clicks.target_text(click, s.width, s.height, iou=float(traj.ious[-1]), prm=prm,
+                                        snap=opts.get("snap"))
+            rows.append(_row(clicks.state_image(image, final), clicks.prompt(s, prm=prm, template=template),
                              target, sample_id=s.sample_id, kind=s.kind, **dense))
     return rows
 
