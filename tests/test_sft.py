@@ -139,3 +139,14 @@ def test_hold_rows_show_the_finished_mask_with_a_click_inside_the_target(setup):
         assert s.union_mask()[y, x]
         want = clicks.state_image(s.image(), traj.masks()[-1])
         assert np.array_equal(np.asarray(row["images"][0]), want)
+
+
+def test_per_paradigm_settings_override_one_paradigm_and_name_bad_fields():
+    base = sft.SFTSettings(max_steps=100, learning_rate=1e-3)
+    over = {"clicks": {"learning_rate": 2e-3, "max_steps": 250}}
+    clicks = sft.settings_for(base, "clicks", over)
+    assert (clicks.learning_rate, clicks.max_steps) == (2e-3, 250)
+    assert sft.settings_for(base, "polygon", over) == base
+    assert sft.settings_for(base, "clicks", None) == base
+    with pytest.raises(ValueError, match="lr"):
+        sft.settings_for(base, "clicks", {"clicks": {"lr": 2e-3}})

@@ -178,6 +178,7 @@ def sft_settings(params: dict, max_steps: int | None = None):
                        warmup_ratio=_pick(params, "sft_warmup_ratio", d.warmup_ratio), eval_steps=eval_steps,
                        save_steps=eval_steps, logging_steps=max(1, steps // 20),
                        dense_weight=_pick(params, "sft_dense_weight", 0.0) if not params.get("policy") else 0.0,
+                       target_weight=_pick(params, "sft_target_weight", 0.0) if not params.get("policy") else 0.0,
                        bf16=bool(_pick(params, "sft_bf16", d.bf16)), seed=int(params.get("seed", 0)))
 
 
@@ -207,7 +208,7 @@ def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max
     if not resume and any(out_dir.glob("checkpoint-*")):
         raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it")
     base = ensure_base_policy(run_dir, params, state, train, trajectories, options)
-    settings = sft_settings(params, max_steps)
+    settings = sft.settings_for(sft_settings(params, max_steps), paradigm, params.get("sft_paradigm_settings"))
     check_free_space(out_dir, checkpoint_bytes(base, settings.save_total_limit, lora=bool(params.get("lora"))))
     device = params.get("device", "cpu")
     seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),

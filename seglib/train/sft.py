@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -57,6 +57,23 @@ class SFTSettings:
     bf16: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)  # any other SFTConfig field
+
+
+def settings_for(settings: SFTSettings, paradigm: str, overrides: dict | None = None) -> SFTSettings:
+    """``settings`` with ``overrides[paradigm]`` applied (``SFTSettings`` fields, e.g. ``{"learning_rate": 2e-3}``).
+
+    Notebook 03's ``sft_paradigm_settings``: one paradigm may need another
+    learning rate or step count than the rest.
+    """
+    extra = (overrides or {}).get(paradigm) or {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"sft_paradigm_settings[{paradigm!r}] must be a mapping of SFTSettings fields, got {extra!r}")
+    names = {f.name for f in fields(SFTSettings)}
+    unknown = sorted(set(extra) - names)
+    if unknown:
+        raise ValueError(f"sft_paradigm_settings[{paradigm!r}]: unknown SFTSettings field(s) {unknown}; "
+                         f"known: {sorted(names)}")
+    return replace(settings, **extra)
 
 
 # --------------------------------------------------------------------------- rows
