@@ -150,3 +150,12 @@ def test_per_paradigm_settings_override_one_paradigm_and_name_bad_fields():
     assert sft.settings_for(base, "clicks", None) == base
     with pytest.raises(ValueError, match="lr"):
         sft.settings_for(base, "clicks", {"clicks": {"lr": 2e-3}})
+
+
+def test_the_accelerate_path_builds_the_notebooks_settings():
+    from seglib.train.__main__ import sft_settings
+
+    tiny = sft_settings({"sft_steps": 10, "sft_dense_weight": 1.0, "sft_target_weight": 3.0})
+    assert (tiny.max_steps, tiny.dense_weight, tiny.target_weight) == (10, 1.0, 3.0)
+    real = sft_settings({"sft_steps": 10, "sft_target_weight": 3.0, "policy": "Qwen/Qwen2.5-VL-3B-Instruct"})
+    assert real.target_weight == 0.0 and real.dense_weight == 0.0
