@@ -160,6 +160,7 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
     opts = dict(options or {})
     prm = bool(opts.get("prm", False))
     hold = bool(opts.get("hold", False))
+    snap = opts.get("snap")
     template = opts.get("prompt_template")
     by_id = {s.sample_id: s for s in samples}
     rows = []
@@ -169,20 +170,20 @@ def click_rows(samples: Sequence, trajectories: Sequence, options: dict | None =
         if s is None:
             continue
         image = s.image()
+        prompt = clicks.prompt(s, prm=prm, template=template)
         dense = _dense_fields(scene.get(s.image_path, []), s.height, s.width, grid, s) if scene is not None else {}
+
+        def add(mask, click, iou):
+            rows.append(_row(clicks.state_image(image, mask), prompt,
+                             clicks.target_text(click, s.width, s.height, iou=iou, prm=prm, snap=snap),
+                             sample_id=s.sample_id, kind=s.kind, **dense))
+
         for k, (mask_before, click, iou_before) in enumerate(trajectory_steps(traj, s)):
             if max_steps_per_trajectory is not None and k >= max_steps_per_trajectory:
                 break
-            target = clicks.target_text(click, s.width, s.height, iou=iou_before, prm=prm, snap=opts.get("snap"))
-            rows.append(_row(clicks.state_image(image, mask_before), clicks.prompt(s, prm=prm, template=template),
-                             target, sample_id=s.sample_id, kind=s.kind, **dense))
+            add(mask_before, click, iou_before)
         if hold and traj.stop_reason == "tau_stop" and traj.steps:
-            final = decode_rle(traj.steps[-1].mask_rle)
-            click = next_click(s.union_mask(), None)
-            target = clicks.target_text(click, s.width, s.height, iou=float(traj.ious[-1]), prm=prm,
-                                        snap=opts.get("snap"))
-            rows.append(_row(clicks.state_image(image, final), clicks.prompt(s, prm=prm, template=template),
-                             target, sample_id=s.sample_id, kind=s.kind, **dense))
+            add(decode_rle(traj.steps[-1].mask_rle), next_click(s.union_mask(), None), float(traj.ious[-1]))
     return rows
 
 
