@@ -30,6 +30,10 @@ def test_notebook_03_writes_loadable_checkpoints_and_metrics(smoke_run):
         model, processor = load_policy(out)
         text = generate(model, processor, [np.zeros((112, 112, 3), np.uint8)], ["the red circle"], max_new_tokens=4)
         assert len(text) == 1 and isinstance(text[0][0], str)
+    # smoke.yaml's sft_init: clicks starts from the finished boxpoints policy, the others from the base
+    starts = {p: json.loads((ckpt / f"sft-{p}" / "sft_done.json").read_text())["start"] for p in PARADIGMS}
+    assert starts["clicks"].endswith("sft-boxpoints"), starts
+    assert starts["boxpoints"].endswith("policy-base") and starts["polygon"].endswith("policy-base"), starts
     for name in ("03_dense_pretraining", "03_sft_curves", "03_before_after"):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 1000
     table = (run_dir / "tables" / "03_sft_val.md").read_text()

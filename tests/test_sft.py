@@ -159,3 +159,21 @@ def test_the_accelerate_path_builds_the_notebooks_settings():
     assert (tiny.max_steps, tiny.dense_weight, tiny.target_weight) == (10, 1.0, 3.0)
     real = sft_settings({"sft_steps": 10, "sft_target_weight": 3.0, "policy": "Qwen/Qwen2.5-VL-3B-Instruct"})
     assert real.target_weight == 0.0 and real.dense_weight == 0.0
+
+
+def test_start_policy_is_the_base_or_an_earlier_finished_paradigm(tmp_path):
+    ckpt = tmp_path / "checkpoints"
+    order = ["boxpoints", "polygon", "clicks"]
+    assert sft.start_policy("polygon", "BASE", ckpt, {}, order) == "BASE"
+    assert sft.start_policy("boxpoints", "BASE", ckpt, {"polygon": "boxpoints"}, order) == "BASE"
+    with pytest.raises(FileNotFoundError, match="sft-boxpoints"):  # not trained (or unfinished)
+        sft.start_policy("polygon", "BASE", ckpt, {"polygon": "boxpoints"}, order)
+    (ckpt / "sft-boxpoints").mkdir(parents=True)
+    (ckpt / "sft-boxpoints" / "sft_done.json").write_text("{}")
+    assert sft.start_policy("polygon", "BASE", ckpt, {"polygon": "boxpoints"}, order) == ckpt / "sft-boxpoints"
+    with pytest.raises(ValueError, match="'clicks' must be trained before 'polygon'"):
+        sft.start_policy("polygon", "BASE", ckpt, {"polygon": "clicks"}, order)
+    with pytest.raises(ValueError, match="itself"):
+        sft.start_policy("polygon", "BASE", ckpt, {"polygon": "polygon"}, order)
+    with pytest.raises(ValueError, match="LoRA"):
+        sft.start_policy("polygon", "BASE", ckpt, {"polygon": "boxpoints"}, order, lora={"r": 8})

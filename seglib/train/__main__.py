@@ -208,13 +208,15 @@ def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max
     if not resume and any(out_dir.glob("checkpoint-*")):
         raise FileExistsError(f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it")
     base = ensure_base_policy(run_dir, params, state, train, trajectories, options)
+    start = sft.start_policy(paradigm, base, run_dir / "checkpoints", params.get("sft_init"),
+                             params.get("paradigms") or PARADIGMS, params.get("lora"))
     settings = sft.settings_for(sft_settings(params, max_steps), paradigm, params.get("sft_paradigm_settings"))
     check_free_space(out_dir, checkpoint_bytes(base, settings.save_total_limit, lora=bool(params.get("lora"))))
     device = params.get("device", "cpu")
     seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),
                           sam2_checkpoint=params.get("sam2_checkpoint"))
-    _log(state, f"SFT {paradigm}: {len(train)} train samples, {settings.max_steps} steps from {base} -> {out_dir}")
-    result = sft.sft_paradigm(paradigm, base, out_dir, train, val, seg, settings, options.get(paradigm),
+    _log(state, f"SFT {paradigm}: {len(train)} train samples, {settings.max_steps} steps from {start} -> {out_dir}")
+    result = sft.sft_paradigm(paradigm, start, out_dir, train, val, seg, settings, options.get(paradigm),
                               trajectories=trajectories, data_dir=data_dir, lora=params.get("lora"), resume=resume,
                               device=device, max_clicks=int(_pick(params, "sft_eval_clicks", 5)),
                               max_new_tokens=int(_pick(params, "sft_max_new_tokens", 48)),

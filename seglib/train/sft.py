@@ -76,6 +76,35 @@ def settings_for(settings: SFTSettings, paradigm: str, overrides: dict | None = 
     return replace(settings, **extra)
 
 
+def start_policy(paradigm: str, base: str | Path, checkpoints_dir: str | Path, init: dict | None = None,
+                 order: Sequence[str] | None = None, lora: dict | None = None) -> str | Path:
+    """Where ``paradigm``'s SFT starts: ``base``, or the finished ``sft-<init[paradigm]>`` policy.
+
+    Notebook 03's ``sft_init`` (our addition, a curriculum): ``{"polygon":
+    "boxpoints"}`` trains polygon from the boxpoints SFT policy, which has
+    already learnt where the queried object is. ``order`` (the paradigms in
+    training order) must list the source first. A LoRA run is refused: the
+    source would be an adapter, not a model to put a new adapter on.
+    """
+    source = (init or {}).get(paradigm)
+    if not source:
+        return base
+    where = f"sft_init[{paradigm!r}] = {source!r}"
+    if source == paradigm:
+        raise ValueError(f"{where}: a paradigm cannot start from itself")
+    if order is not None:
+        order = list(order)
+        if source not in order or order.index(source) > order.index(paradigm):
+            raise ValueError(f"{where}: {source!r} must be trained before {paradigm!r}; paradigms = {order}")
+    if lora:
+        raise ValueError(f"{where}: not supported with LoRA (the source checkpoint is an adapter); "
+                         "merge it into a full checkpoint and pass that as the policy")
+    path = Path(checkpoints_dir) / f"sft-{source}"
+    if not (path / "sft_done.json").is_file():
+        raise FileNotFoundError(f"{where}: {path} holds no finished SFT policy")
+    return path
+
+
 # --------------------------------------------------------------------------- rows
 
 
@@ -586,6 +615,7 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
                                        max_new_tokens)
     (Path(output_dir) / "val_metrics.json").write_text(json.dumps({"all": summary, "by_kind": by_kind,
                                                                    "n_train_rows": len(train_rows)}, indent=1))
-    (Path(output_dir) / "sft_done.json").write_text(json.dumps({"paradigm": paradigm, **task_spec(paradigm, options).__dict__}))
+    (Path(output_dir) / "sft_done.json").write_text(json.dumps({"paradigm": paradigm, "start": str(base),
+                                                                 **task_spec(paradigm, options).__dict__}))
     return {"log_history": result["log_history"], "rows": rows, "summary": summary, "by_kind": by_kind,
             "n_train_rows": len(train_rows), "model": model, "processor": processor}
