@@ -432,3 +432,22 @@ def test_snap_keeps_a_tiny_polygon_that_would_collapse():
     mask[50:52, 50:52] = True  # 2 x 2 px: every vertex snaps to the same lattice point
     polys = polygon.parse(polygon.target_text([mask], 112, 112, snap=28))
     assert polys is not None and len(polys) == 1 and len(polys[0]) >= 3
+
+
+def test_polygon_think_box_states_the_box_then_answers_the_same_polygons():
+    from types import SimpleNamespace
+
+    m = np.zeros((10, 20), bool)
+    m[2:5, 4:10] = True  # box (4, 2, 9, 4) inclusive; in a 10 x 10 frame: x * 10 / 20 rounded half up -> (2, 2, 5, 4)
+    sample = SimpleNamespace(width=20, height=10, target_masks=lambda: [m])
+    text = polygon.target_for_sample(sample, think_box=10)
+    think, answer = text.split("</think>")
+    located = json.loads(think.removeprefix("<think>"))
+    assert located[0]["bbox_2d"] == [2, 2, 5, 4]
+    x, y = located[0]["point_2d"]
+    assert 2 <= x <= 5 and 2 <= y <= 4
+    assert answer == "<answer>" + polygon.target_text([m], 20, 10) + "</answer>"
+    assert [p.tolist() for p in polygon.parse(text)] == [p.tolist() for p in polygon.parse(polygon.target_text([m], 20, 10))]
+    empty = SimpleNamespace(width=20, height=10, target_masks=lambda: [])
+    assert polygon.target_for_sample(empty, think_box=10) == "<think>[]</think><answer>[]</answer>"
+    assert polygon.parse("<think>[]</think><answer>[]</answer>") == []

@@ -116,9 +116,27 @@ def target_text(masks: Sequence[np.ndarray], width: int, height: int, epsilon_ra
     return f"<answer>{text}</answer>" if answer_tags else text
 
 
-def target_for_sample(sample: Any, epsilon_ratio: float = DEFAULT_EPSILON_RATIO, **kwargs: Any) -> str:
-    """``target_text`` for a ``seglib.data.Sample``."""
-    return target_text(sample.target_masks(), sample.width, sample.height, epsilon_ratio, **kwargs)
+def target_for_sample(sample: Any, epsilon_ratio: float = DEFAULT_EPSILON_RATIO, think_box: int | None = None,
+                      **kwargs: Any) -> str:
+    """``target_text`` for a ``seglib.data.Sample``.
+
+    ``think_box`` (our addition, not SimpleSeg's): a think block first holds
+    the targets' boxes and points as boxpoints' list answer in the
+    ``think_box`` × ``think_box`` frame (``<think>[{"bbox_2d": …}]</think>``),
+    then the polygons in ``<answer>`` tags. A policy that already writes that
+    list (notebook 03's ``sft_init``) starts its outline from where it found the object.
+    """
+    masks = sample.target_masks()
+    if not think_box:
+        return target_text(masks, sample.width, sample.height, epsilon_ratio, **kwargs)
+    from seglib.paradigms import boxpoints
+
+    kwargs.pop("answer_tags", None)
+    objects = boxpoints.objects_from_masks(masks, n_points=1)
+    located = boxpoints.answer_json(objects, sample.width, sample.height, style="list", resize=int(think_box),
+                                    compact=True)
+    body = target_text(masks, sample.width, sample.height, epsilon_ratio, **kwargs)
+    return f"<think>{located}</think><answer>{body}</answer>"
 
 
 # ---------------------------------------------------------------- geometry checks
