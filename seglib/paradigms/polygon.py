@@ -131,12 +131,11 @@ def target_for_sample(sample: Any, epsilon_ratio: float = DEFAULT_EPSILON_RATIO,
         return target_text(masks, sample.width, sample.height, epsilon_ratio, **kwargs)
     from seglib.paradigms import boxpoints
 
-    kwargs.pop("answer_tags", None)
     objects = boxpoints.objects_from_masks(masks, n_points=1)
     located = boxpoints.answer_json(objects, sample.width, sample.height, style="list", resize=int(think_box),
                                     compact=True)
-    body = target_text(masks, sample.width, sample.height, epsilon_ratio, **kwargs)
-    return f"<think>{located}</think><answer>{body}</answer>"
+    answer = target_text(masks, sample.width, sample.height, epsilon_ratio, **{**kwargs, "answer_tags": True})
+    return f"<think>{located}</think>{answer}"
 
 
 # ---------------------------------------------------------------- geometry checks
