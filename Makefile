@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make run    bootstrap .venv, then run every notebook on params/smoke.yaml
-#   make test   bootstrap .venv, then the whole test suite
+#   make test   bootstrap .venv and the system packages the tests need, then the whole test suite
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,13 +8,17 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/smoke.yaml
 
-.PHONY: run test venv clean-venv
+.PHONY: run test venv system-packages clean-venv
 
 run: $(STAMP)
 	$(PY) -m seglib run $(PARAMS)
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian packages the tests need (chromium for the demo's browser test), installed when missing.
+system-packages:
+	@./scripts/system_packages.sh
 
 venv: $(STAMP)
 

@@ -1,4 +1,4 @@
-"""Evaluation from prediction files only: gIoU/cIoU, [email protected], NoC, scaling curves, claims.
+"""Evaluation from prediction files only: gIoU/cIoU, Acc@0.5, NoC, scaling curves, claims.
 
 Reads ``<run_dir>/predictions/*.jsonl`` (schema in ``seglib.inference``) and
 needs no model. Conventions (METHODS.md, "Evaluation"; stated in every report):
@@ -8,7 +8,7 @@ needs no model. Conventions (METHODS.md, "Evaluation"; stated in every report):
   An unparsable answer scores IoU 0 even for an empty query (``IoUMeter``);
   the parse rate is reported beside every score.
 * gIoU = mean of per-sample IoUs; cIoU = ΣI / ΣU (``seglib.metrics.IoUMeter``);
-* [email protected] = share of single-target samples whose first predicted box has
+* Acc@0.5 = share of single-target samples whose first predicted box has
   IoU ≥ 0.5 with the target's box (inclusive boxes; no box = miss);
 * NoC@85/90 = clicks needed to reach that IoU, capped at 20
   (``seglib.metrics.noc``); IoU-versus-clicks carries the last mask forward
@@ -222,7 +222,7 @@ def _acc_at_05(records: Sequence[dict], splits: Sequence[str]) -> dict:
 
 
 def box_hits(pred_boxes: Sequence[Sequence[float] | None], gt_boxes: Sequence[Sequence[float]]) -> list[bool]:
-    """Per-sample [email protected] hits (inclusive boxes; a missing box is a miss)."""
+    """Per-sample Acc@0.5 hits (inclusive boxes; a missing box is a miss)."""
     return [p is not None and box_iou(p, g) >= 0.5 for p, g in zip(pred_boxes, gt_boxes)]
 
 
@@ -605,7 +605,7 @@ STAGE_ORDER = {"base": 0, "sft": 1, "grpo-rlonly": 2, "grpo": 3, "star": 4}
 def results_table(metrics: dict) -> str:
     """Markdown: one row per paradigm × stage × strategy × split."""
     lines = [
-        "| paradigm | stage | strategy | split | n | gIoU | cIoU | parsed | [email protected] | NoC@85 | NoC@90 |",
+        "| paradigm | stage | strategy | split | n | gIoU | cIoU | parsed | Acc@0.5 | NoC@85 | NoC@90 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     entries = metrics["predictions"]

@@ -1,11 +1,11 @@
-"""Evaluation metrics: gIoU / cIoU, [email protected], NoC@k (METHODS.md, "Evaluation").
+"""Evaluation metrics: gIoU / cIoU, Acc@0.5, NoC@k (METHODS.md, "Evaluation").
 
 - Per-sample IoU = I / U. An unparsable answer (``pred=None``) counts as
   I = 0, U = |GT|, and its per-sample IoU is 0 even for an empty query:
   StAR's "both empty" credit is for a well-formed empty answer, not for garbage.
 - Both masks empty counts as IoU 1 (StAR's rule); it adds 0 to ΣI and ΣU.
 - gIoU = mean of the per-sample IoUs; cIoU = ΣI / ΣU (LISA / ReasonSeg).
-- [email protected] (REC) = share of predicted boxes with inclusive-box IoU ≥ 0.5.
+- Acc@0.5 (REC) = share of predicted boxes with inclusive-box IoU ≥ 0.5.
 - NoC@thr = clicks needed to reach IoU ≥ thr, capped at ``max_clicks`` (20).
 
 All values are fractions in [0, 1] (multiply by 100 for the papers' tables).

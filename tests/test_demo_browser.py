@@ -59,7 +59,7 @@ def jupyter_lab(tmp_path):
     """(base_url, token, notebook_dir): a JupyterLab server, terminated (with its kernels) afterwards."""
     jupyter = Path(sys.executable).with_name("jupyter")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+        pytest.fail(f"{CHROMIUM} is missing: make test installs it (scripts/system_packages.sh), or apt-get install -y chromium")
     nb_dir, state = tmp_path / "lab", tmp_path / "lab_state"
     nb_dir.mkdir()
     state.mkdir()

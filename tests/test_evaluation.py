@@ -57,7 +57,7 @@ def boxpoints_records(checkpoint="sft-boxpoints", strategy="greedy"):
     return [
         record("s1", gt1, p1, gt_boxes=[[0, 0, 1, 1]], boxes=[[0, 0, 2, 1]], **kw),  # box IoU 4/6: hit
         record("s2", gt2, None, gt_boxes=[[2, 2, 4, 4]], **kw),  # no box: miss
-        record("s3", gt3, mask(S), kind="empty", **kw),  # no target: not in [email protected]
+        record("s3", gt3, mask(S), kind="empty", **kw),  # no target: not in Acc@0.5
         record("s4", gt4, p4, kind="reasoning", gt_boxes=[[0, 0, 4, 0]], boxes=[[0, 0, 1, 0]], **kw),  # 2/5: miss
     ]
 

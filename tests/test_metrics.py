@@ -1,4 +1,4 @@
-"""seglib.metrics: hand-computed gIoU / cIoU, [email protected], NoC."""
+"""seglib.metrics: hand-computed gIoU / cIoU, Acc@0.5, NoC."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

@@ -518,7 +518,7 @@ def evaluate_policy(model, processor, paradigm: str, samples: Sequence, segmente
 
 
 def summarise(rows: Sequence[dict]) -> dict:
-    """gIoU (mean IoU), parse rate and, where present, box [email protected] of ``evaluate_policy`` rows."""
+    """gIoU (mean IoU), parse rate and, where present, box Acc@0.5 of ``evaluate_policy`` rows."""
     if not rows:
         return {"n": 0}
     out = {"n": len(rows), "giou": float(np.mean([r["iou"] for r in rows])),
