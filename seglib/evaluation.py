@@ -1,7 +1,7 @@
 """Evaluation from prediction files only: gIoU/cIoU, Acc@0.5, NoC, scaling curves, claims.
 
 Reads ``<run_dir>/predictions/*.jsonl`` (schema in ``seglib.inference``) and
-needs no model. Conventions (METHODS.md, "Evaluation"; stated in every report):
+needs no model. Conventions (docs/METHODS.md, "Evaluation"; stated in every report):
 
 * per-sample IoU = I / U; an unparsable answer counts as I = 0, U = |GT|;
 * both masks empty counts as IoU 1 (StAR's rule); it adds 0 to ΣI and ΣU.
@@ -114,7 +114,7 @@ def _pred(rec: dict, key: str = "mask_rle") -> np.ndarray | None:
 
 
 def intersection_union(pred: np.ndarray | None, gt: np.ndarray) -> tuple[int, int, float]:
-    """(I, U, IoU) under METHODS.md's conventions, by ``seglib.metrics.IoUMeter`` (the one IoU rule)."""
+    """(I, U, IoU) under docs/METHODS.md's conventions, by ``seglib.metrics.IoUMeter`` (the one IoU rule)."""
     from seglib.metrics import IoUMeter
 
     meter = IoUMeter()
@@ -454,7 +454,7 @@ def comparisons(entries: dict, records_by_name: dict[str, list[dict]], split: st
 class Claim:
     paper: str
     claim: str
-    published: str  # METHODS.md's words and figures, full scale
+    published: str  # docs/METHODS.md's words and figures, full scale
     paradigm: str
     a: tuple[str, str]  # (stage, strategy) of the baseline; stage "*" = best available
     b: tuple[str, str]
@@ -484,7 +484,7 @@ CLAIMS = (
           "clicks", ("*", "prm_search_k1"), ("*", "prm_search_kmax"),
           "prm_search_k1 and prm_search_k<K > 1> predictions (PRM search needs a clicks policy trained in PRM format)"),
     Claim("SegAgent", "StaR+ policy improvement beats the SFT policy",
-          "published: StaR+ improves over SFT (direction only; METHODS.md gives no figure)",
+          "published: StaR+ improves over SFT (direction only; docs/METHODS.md gives no figure)",
           "clicks", ("sft", "greedy"), ("star", "greedy"), "sft-clicks and star-clicks greedy predictions"),
     Claim("SimpleSeg", "RL (GSPO/GRPO) on polygons beats SFT alone",
           "published: +9.7 to +10.5 gIoU from RL over SFT (SFT alone about 60-65.5 gIoU)",
@@ -625,7 +625,7 @@ def results_table(metrics: dict) -> str:
 
 
 def claims_markdown(rows: Sequence[dict]) -> str:
-    lines = ["| paper | claim | published (full scale, METHODS.md) | this run | verdict |", "|---|---|---|---|---|"]
+    lines = ["| paper | claim | published (full scale, docs/METHODS.md) | this run | verdict |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['paper']} | {r['claim']} | {r['published']} | {r['measured']} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
@@ -672,7 +672,7 @@ def write_tables(metrics: dict, run_dir: str | Path) -> list[Path]:
     files = {
         "results.md": "# Results: paradigm × stage × strategy × split\n\n" + note + results_table(metrics),
         "claims.md": "# The papers' claims beside this run\n\nPublished figures are full-scale results quoted from "
-                     "METHODS.md; this run's deltas are paired differences (points) on its own data and scale, so only "
+                     "docs/METHODS.md; this run's deltas are paired differences (points) on its own data and scale, so only "
                      "the direction is comparable.\n\n" + claims_markdown(metrics["claims"]),
         "comparisons.md": "# Paired comparisons (b − a)\n\n" + note + comparisons_markdown(metrics["comparisons"]),
         "curves.md": "# Scaling curves\n\n" + curves_markdown(metrics),

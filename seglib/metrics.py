@@ -1,4 +1,4 @@
-"""Evaluation metrics: gIoU / cIoU, Acc@0.5, NoC@k (METHODS.md, "Evaluation").
+"""Evaluation metrics: gIoU / cIoU, Acc@0.5, NoC@k (docs/METHODS.md, "Evaluation").
 
 - Per-sample IoU = I / U. An unparsable answer (``pred=None``) counts as
   I = 0, U = |GT|, and its per-sample IoU is 0 even for an empty query:

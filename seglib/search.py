@@ -2,7 +2,7 @@
 
 The PRM-format policy writes the current mask's IoU before its action:
 ``Current IoU: 85.2, Positive point: (412, 377)``. SegAgent uses that
-self-predicted IoU to search over click paths (METHODS.md, "Inference-time
+self-predicted IoU to search over click paths (docs/METHODS.md, "Inference-time
 scaling"):
 
 * at each of at most T steps, take K candidate actions at the current state:

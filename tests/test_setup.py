@@ -85,3 +85,22 @@ def test_no_garbled_metric_names():
     if bad in (ROOT / "README.md").read_text():
         offenders.append("README.md")
     assert offenders == []
+
+
+def test_methods_page_exists_and_is_linked():
+    methods = (ROOT / "docs" / "METHODS.md").read_text()
+    for repo in ("aim-uofa/SegAgent", "dvlab-research/Seg-Zero", "dvlab-research/VisionReasoner", "ysj9909/StAR",
+                 "songtianhui/SimpleSeg", "mc-lan/Text4Seg"):
+        assert f"https://github.com/{repo}" in methods, repo
+    readme = (ROOT / "README.md").read_text()
+    assert "(docs/METHODS.md)" in readme
+    for word in ("F_sim", "NoC@85", "PRM", "REST", "StaR+", "GSPO"):
+        assert f"**{word}" in readme, word  # each abbreviation is spelled out in the README's list
+
+
+def test_project_never_points_outside_itself():
+    outside = ".." + "/shared"
+    for folder in ("seglib", "notebooks", "tests", "params", "docs", "bench"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in {".py", ".ipynb", ".md", ".yaml"}:
+                assert outside not in path.read_text(errors="ignore"), path
