@@ -1,7 +1,7 @@
 """seglib: segmentation by multimodal LLMs trained with reinforcement learning.
 
-One code base for four 2025 methods (SegAgent, Seg-Zero/VisionReasoner, StAR,
-SimpleSeg). See ``../shared/design`` in the development tree, or README.md.
+One code base for the 2025 methods SegAgent, Seg-Zero / VisionReasoner, StAR and
+SimpleSeg, with Text4Seg as a baseline. The methods page is docs/METHODS.md.
 """
 from seglib._compat import ensure_torchvision_importable
 
