@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from seglib.config import ParamError
-from seglib.runs import RunError, compare_runs, dry_run, run_notebooks
+from seglib.runs import RunError, RunInterrupted, compare_runs, dry_run, run_notebooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an existing run folder")
     mode.add_argument("--force", action="store_true", help="move an existing run folder aside and start again")
+    mode.add_argument("--rerun", metavar="NOTEBOOKS",
+                      help="run these finished notebooks again (e.g. 03) in an existing folder; later ones become stale")
     run.add_argument("--outputs", default=None, help="folder holding run folders (default: outputs/)")
     run.add_argument("--dry-run", action="store_true",
                      help="validate parameters and check every path and model name; run nothing")
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare", help="parameters that differ and metric deltas between two runs")
     cmp.add_argument("a")
     cmp.add_argument("b")
+    cmp.add_argument("--all", action="store_true", help="list unchanged metrics too")
 
     args = parser.parse_args(argv)
     try:
@@ -41,13 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             kwargs = {"outputs_dir": Path(args.outputs)} if args.outputs else {}
             run_dir = run_notebooks(args.params, overrides=args.param, only=args.only, run_name=args.name,
-                                    resume=args.resume, force=args.force, **kwargs)
+                                    resume=args.resume, force=args.force, rerun=args.rerun, **kwargs)
             print(f"run folder: {run_dir}")
         elif args.command == "compare":
-            print(compare_runs(Path(args.a), Path(args.b)), end="")
+            print(compare_runs(Path(args.a), Path(args.b), all_rows=args.all), end="")
     except (ParamError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -6,10 +6,16 @@ a key in a parameter file that no notebook declares is an error listing the
 valid keys, and a value whose type disagrees with the notebook's default is an
 error naming the key. Precedence: notebook default < parameter file < ``-p
 key=value`` override. Values are parsed as YAML; nothing is ever ``eval``-ed.
+
+A parameter with a fixed set of values (``difficulty``, ``segmenter``, ...) is
+checked against ``CHOICES`` before anything runs, and an unknown key or value
+suggests the nearest valid one. Each notebook receives only the values a file
+or override sets: a notebook never inherits another notebook's default.
 """
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,49 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 RUNNER_KEYS = {"run_name": "name of the run folder under outputs/ (default: <params stem>-<time>)"}
 # Keys the runner sets for every notebook; a parameter file may not set them.
 INJECTED_KEYS = ("run_dir",)
+
+
+def _synthref_difficulties() -> list[str]:
+    from seglib.data.synthref import DIFFICULTIES
+
+    return sorted(DIFFICULTIES)
+
+
+def _synthref_splits() -> list[str]:
+    from seglib.data.synthref import SPLITS
+
+    return list(SPLITS)
+
+
+def _gain_rules() -> list[str]:
+    from seglib.trajectories import GAIN_RULES
+
+    return list(GAIN_RULES)
+
+
+# Parameters with a fixed set of values: a list, or a function returning the list from the module that owns it.
+CHOICES: dict[str, Any] = {
+    "dataset": ["synthref", "refcoco"],
+    "difficulty": _synthref_difficulties,
+    "segmenter": ["classic", "sam2"],
+    "launcher": ["inline", "accelerate"],
+    "refcoco_dataset": ["refcoco", "refcoco+", "refcocog"],
+    "refcoco_split_by": ["unc", "umd", "google"],
+    "grpo_vllm_mode": ["colocate", "server"],
+    "traj_gain_rule": _gain_rules,
+    "demo_split": _synthref_splits,
+}
+
+
+def choices_for(name: str) -> list[str] | None:
+    """The valid values of parameter ``name``, or None when any value of the right type will do."""
+    allowed = CHOICES.get(name)
+    return allowed() if callable(allowed) else allowed
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ParamError(ValueError):
@@ -121,39 +170,73 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ParamError(f"override {text!r}: value is not valid YAML ({err})") from None
 
 
+def _read_param_file(params_path: str | Path | None) -> dict[str, Any]:
+    if params_path is None:
+        return {}
+    path = Path(params_path)
+    if not path.is_file():
+        raise ParamError(f"parameter file {path} does not exist")
+    try:
+        from_file = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(from_file, dict):
+        raise ParamError(f"{path}: expected a mapping of parameter names to values")
+    return from_file
+
+
+def explicit_params(
+    params_path: str | Path | None,
+    overrides: list[str] = (),
+    notebook_dir: Path = NOTEBOOK_DIR,
+) -> dict[str, Any]:
+    """Only the values the parameter file and the ``-p`` overrides set, validated (name, type, choices)."""
+    known = known_parameters(notebook_paths(notebook_dir))
+    from_file = _read_param_file(params_path)
+    merged = dict(from_file)
+    parsed_overrides = [parse_override(o) for o in overrides]
+    override_keys = {k for k, _ in parsed_overrides}
+    merged.update(parsed_overrides)
+    valid = sorted((set(known) | set(RUNNER_KEYS)) - set(INJECTED_KEYS))
+    explicit: dict[str, Any] = {}
+    for key, value in merged.items():
+        source = params_path if key in from_file and key not in override_keys else "-p override"
+        if key in INJECTED_KEYS:
+            raise ParamError(f"parameter {key!r} is set by the runner and may not be given")
+        if key not in known and key not in RUNNER_KEYS:
+            where = f" in {params_path}" if key in from_file else " (override)"
+            raise ParamError(f"unknown parameter {key!r}{where}{_did_you_mean(key, valid)}; "
+                             f"valid keys are: {', '.join(valid)}")
+        try:
+            explicit[key] = check_value(key, value, known.get(key))
+        except ParamError as err:  # name where the value came from: the file or a -p override
+            raise ParamError(f"{source}: {err}") from None
+        allowed = choices_for(key)
+        if allowed is not None and value is not None and value not in allowed:
+            raise ParamError(f"{source}: parameter {key!r} is {value!r}{_did_you_mean(value, allowed)}; "
+                             f"choose one of {', '.join(map(str, allowed))}")
+    return explicit
+
+
 def load_params(
     params_path: str | Path | None,
     overrides: list[str] = (),
     notebook_dir: Path = NOTEBOOK_DIR,
 ) -> dict[str, Any]:
-    """Resolve and validate parameters: notebook defaults < file < overrides."""
+    """Resolve and validate parameters: notebook defaults < file < overrides (the record of a run).
+
+    A default here is the first declaring notebook's; the runner injects only ``explicit_params``,
+    so each notebook still runs with its own defaults.
+    """
     known = known_parameters(notebook_paths(notebook_dir))
-    from_file: dict[str, Any] = {}
-    if params_path is not None:
-        path = Path(params_path)
-        if not path.is_file():
-            raise ParamError(f"parameter file {path} does not exist")
-        try:
-            from_file = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ParamError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(from_file, dict):
-            raise ParamError(f"{path}: expected a mapping of parameter names to values")
-    merged = dict(from_file)
-    parsed_overrides = [parse_override(o) for o in overrides]
-    override_keys = {k for k, _ in parsed_overrides}
-    merged.update(parsed_overrides)
-    valid = sorted(set(known) | set(RUNNER_KEYS))
     resolved = {k: v for k, v in known.items() if k not in INJECTED_KEYS}
-    for key, value in merged.items():
-        if key in INJECTED_KEYS:
-            raise ParamError(f"parameter {key!r} is set by the runner and may not be given")
-        if key not in known and key not in RUNNER_KEYS:
-            where = f" in {params_path}" if key in from_file else " (override)"
-            raise ParamError(f"unknown parameter {key!r}{where}; valid keys are: {', '.join(valid)}")
-        try:
-            resolved[key] = check_value(key, value, known.get(key))
-        except ParamError as err:  # name where the value came from: the file or a -p override
-            source = params_path if key in from_file and key not in override_keys else "-p override"
-            raise ParamError(f"{source}: {err}") from None
+    resolved.update(explicit_params(params_path, overrides, notebook_dir=notebook_dir))
     return resolved
+
+
+def notebook_injection(nb_path: Path, explicit: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """What papermill injects into one notebook: the explicitly set values it declares, and ``run_dir``."""
+    declared = notebook_parameters(nb_path).defaults
+    injected = {k: v for k, v in explicit.items() if k in declared and k not in RUNNER_KEYS}
+    injected["run_dir"] = str(run_dir)
+    return injected

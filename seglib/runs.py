@@ -28,13 +28,19 @@ from seglib.config import (
     REPO_ROOT,
     RUNNER_KEYS,
     ParamError,
+    explicit_params,
     load_params,
+    notebook_injection,
     notebook_parameters,
     notebook_paths,
 )
 
 OUTPUTS_DIR = REPO_ROOT / "outputs"
 RUN_FILE = "run.json"
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C during a notebook: the run folder marks it ``interrupted``; the message says how to resume."""
 
 
 class RunError(RuntimeError):
@@ -152,8 +158,15 @@ def run_notebooks(
     outputs_dir: Path = OUTPUTS_DIR,
     notebook_dir: Path = NOTEBOOK_DIR,
     kernel_name: str = "python3",
+    rerun: str | None = None,
+    progress: bool | None = None,
 ) -> Path:
-    """Execute the notebooks into a run folder and return its path."""
+    """Execute the notebooks into a run folder and return its path.
+
+    ``rerun`` (comma list, like ``only``) runs those notebooks again in an existing folder and marks every
+    later finished notebook ``stale``, so the next ``--resume`` reruns them too. ``progress`` shows
+    papermill's per-cell bar (default: when stderr is a terminal).
+    """
     import logging
 
     import papermill as pm
@@ -161,11 +174,21 @@ def run_notebooks(
     # papermill warns about parameter lines it cannot parse (inline comments) although it injects them fine
     logging.getLogger("papermill").setLevel(logging.ERROR)
     params = load_params(params_path, overrides, notebook_dir=notebook_dir)
+    explicit = explicit_params(params_path, overrides, notebook_dir=notebook_dir)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    all_paths = notebook_paths(notebook_dir)
+    rerun_paths = select_notebooks(all_paths, rerun) if rerun else []
+    if rerun:
+        resume = True
+        only = only or rerun
     # the kernels inherit it: string hashes, hence set order (e.g. trl's model-card tags), repeat from run to run
     os.environ.setdefault("PYTHONHASHSEED", str(params.get("seed", 0)))
     paths = select_notebooks(notebook_paths(notebook_dir), only)
     if not paths:
         raise RunError(f"no notebooks found in {notebook_dir}")
+    if rerun and not (run_name or params.get("run_name")):
+        raise RunError("--rerun needs the run folder: give it with --name")
     name = run_name or params.get("run_name") or new_run_name(params_path)
     run_dir = prepare_run_dir(Path(outputs_dir) / name, resume=resume, force=force).resolve()
     record = read_run(run_dir) if resume else {}
@@ -181,6 +204,14 @@ def run_notebooks(
         ended=None,
     )
     record.setdefault("notebooks", {})
+    if rerun_paths:
+        first = min(all_paths.index(p) for p in rerun_paths)
+        for later in all_paths[first:]:
+            state = record["notebooks"].get(later.stem)
+            if later in rerun_paths:
+                record["notebooks"][later.stem] = {"status": "rerun requested", "at": _now()}
+            elif state and state.get("status") == "done":
+                state["status"] = "stale"
     write_run(run_dir, record)
     (run_dir / "params.yaml").write_text(_yaml_dump(params))
 
@@ -190,9 +221,7 @@ def run_notebooks(
         if resume and status.get("status") == "done" and out_nb.is_file():
             print(f"[{i}/{len(paths)}] {nb_path.stem}: done earlier, skipped", flush=True)
             continue
-        declared = notebook_parameters(nb_path).defaults
-        nb_params = {k: v for k, v in params.items() if k in declared and k not in RUNNER_KEYS}
-        nb_params["run_dir"] = str(run_dir)
+        nb_params = notebook_injection(nb_path, explicit, run_dir)
         print(f"[{i}/{len(paths)}] {nb_path.stem} ...", flush=True)
         t0 = time.time()
         record["notebooks"][nb_path.stem] = {"status": "running", "started": _now()}
@@ -204,9 +233,15 @@ def run_notebooks(
                 parameters=nb_params,
                 kernel_name=kernel_name,
                 cwd=str(nb_path.parent),
-                progress_bar=False,
+                progress_bar=progress,
                 log_output=False,
             )
+        except KeyboardInterrupt:
+            record["notebooks"][nb_path.stem] = {"status": "interrupted", "at": _now()}
+            write_run(run_dir, record)
+            raise RunInterrupted(
+                f"interrupted in {nb_path.name}; the run folder {run_dir} keeps every finished notebook.\n"
+                f"  continue with: {resume_command(params_path, overrides, run_dir.name)}") from None
         except pm.PapermillExecutionError as err:
             record["notebooks"][nb_path.stem] = {"status": "failed", "error": f"{err.ename}: {err.evalue}"}
             write_run(run_dir, record)
@@ -221,6 +256,18 @@ def run_notebooks(
     record["ended"] = _now()
     write_run(run_dir, record)
     return run_dir
+
+
+def resume_command(params_path: str | Path | None, overrides: list[str], run_name: str) -> str:
+    """The exact command that continues a run (shell-quoted)."""
+    import shlex
+
+    exe = os.path.relpath(sys.executable)
+    parts = [exe if not exe.startswith("..") else sys.executable, "-m", "seglib", "run", str(params_path or "")]
+    for o in overrides:
+        parts += ["-p", o]
+    parts += ["--name", run_name, "--resume"]
+    return " ".join(shlex.quote(p) for p in parts if p)
 
 
 def _check_resume_changes(record: dict, params: dict[str, Any], all_notebooks: list[Path], run_dir: Path) -> None:
@@ -249,24 +296,45 @@ def _yaml_dump(params: dict[str, Any]) -> str:
     return yaml.safe_dump(params, sort_keys=True)
 
 
-def compare_runs(a: Path, b: Path) -> str:
-    """Markdown report: parameters that differ, then metric deltas (b − a) from metrics.json."""
+# Parameters that decide which samples a run evaluates on: runs that differ in one are not comparable sample for sample.
+DATA_KEYS = ("dataset", "n_images", "image_size", "difficulty", "seed", "data_root", "refcoco_dataset",
+             "refcoco_split_by", "reasonseg_root", "eval_max_samples")
+
+
+def compare_runs(a: Path, b: Path, all_rows: bool = False) -> str:
+    """Markdown report: parameters that differ, then the metrics that changed (b − a) from metrics.json.
+
+    Metrics equal in both runs, or present in only one, are counted rather than listed (``all_rows`` lists
+    them). A warning heads the report when the runs differ in a parameter that decides their data.
+    """
     ra, rb = read_run(a), read_run(b)
     if not ra or not rb:
         missing = [str(p) for p, r in ((a, ra), (b, rb)) if not r]
         raise RunError(f"not a run folder (no {RUN_FILE}): {', '.join(missing)}")
     pa, pb = ra.get("params", {}), rb.get("params", {})
-    lines = [f"# {Path(a).name} vs {Path(b).name}", "", "## Parameters that differ", ""]
+    lines = [f"# {Path(a).name} vs {Path(b).name}", ""]
+    data_diff = [k for k in DATA_KEYS if pa.get(k) != pb.get(k)]
+    if data_diff:
+        lines += [f"**Not comparable sample for sample**: the runs differ in {', '.join(data_diff)}, so their "
+                  "metrics come from different data.", ""]
     diff = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
-    lines += ["| parameter | a | b |", "|---|---|---|"] + [f"| {k} | {pa.get(k)!r} | {pb.get(k)!r} |" for k in diff]
-    if not diff:
-        lines.append("(none)")
+    lines += ["## Parameters that differ", "", "| parameter | a | b |", "|---|---|---|"]
+    lines += [f"| {k} | {pa.get(k)!r} | {pb.get(k)!r} |" for k in diff] or ["| (none) | | |"]
     ma, mb = (_flat_metrics(Path(p) / "metrics.json") for p in (a, b))
-    lines += ["", "## Metrics (b − a)", "", "| metric | a | b | delta |", "|---|---|---|---|"]
-    for key in sorted(set(ma) | set(mb)):
-        va, vb = ma.get(key), mb.get(key)
-        delta = f"{vb - va:+.4f}" if va is not None and vb is not None else "n/a"
-        lines.append(f"| {key} | {_fmt(va)} | {_fmt(vb)} | {delta} |")
+    both = sorted(set(ma) & set(mb))
+    changed = [k for k in both if abs(mb[k] - ma[k]) > 1e-12]
+    only_a, only_b = sorted(set(ma) - set(mb)), sorted(set(mb) - set(ma))
+    lines += ["", "## Metrics (b − a)", ""]
+    if not ma or not mb:
+        lines.append(f"no metrics.json in {', '.join(str(p) for p, m in ((a, ma), (b, mb)) if not m)} "
+                     "(run notebook 07 first)")
+        return "\n".join(lines) + "\n"
+    lines.append(f"{len(changed)} of {len(both)} shared metrics changed; {len(both) - len(changed)} equal; "
+                 f"{len(only_a)} only in a, {len(only_b)} only in b.")
+    rows = both if all_rows else changed
+    if rows:
+        lines += ["", "| metric | a | b | delta |", "|---|---|---|---|"]
+        lines += [f"| {k} | {_fmt(ma[k])} | {_fmt(mb[k])} | {mb[k] - ma[k]:+.4f} |" for k in rows]
     return "\n".join(lines) + "\n"
 
 
