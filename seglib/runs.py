@@ -235,6 +235,8 @@ def run_notebooks(
                 cwd=str(nb_path.parent),
                 progress_bar=progress,
                 log_output=False,
+                # the kernel logs a plain-TCP notice at every start and a KeyboardInterrupt at every shutdown: noise
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except KeyboardInterrupt:
             record["notebooks"][nb_path.stem] = {"status": "interrupted", "at": _now()}

@@ -122,3 +122,9 @@ def test_compare_summarises_and_flags_other_data(tmp_path):
     assert "| val.giou | 0.5000 | 0.7500 | +0.2500 |" in report
     assert "val.ciou" not in report  # unchanged rows are counted, not listed
     assert "val.ciou" in compare_runs(a, b, all_rows=True)
+
+
+def test_kernel_start_prints_no_transport_warning(two_defaults, tmp_path, capfd):
+    run_notebooks(None, only="01", run_name="w", outputs_dir=tmp_path / "o", notebook_dir=two_defaults)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "IPKernelApp" not in err
