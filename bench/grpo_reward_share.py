@@ -1,4 +1,4 @@
-"""The reward's share of a GRPO step, with the segmenter in the loop (issue 5; goal ≤ 15 %).
+"""The reward's share of a GRPO step, with the segmenter in the loop (goal ≤ 15 %).
 
 Trains the embedded tiny policy (``seglib.models.build_tiny_policy`` defaults)
 for a few GRPO steps on a small SynthRef, with the default ("classic")

@@ -13,7 +13,7 @@ depend on the weights). Measured side by side in one run, best of ``--reps``:
   limit:       the encode-once limit, straight on sam2's predictor: one
                ``SAM2ImagePredictor.set_image`` + G ``predict`` calls.
 
-Goals (issue 3): (a)/(c) >= 6 and (c) within 1.2x of the limit. Times are CPU seconds of
+Goals: (a)/(c) >= 6 and (c) within 1.2x of the limit. Times are CPU seconds of
 the process with one torch thread (``time.process_time``), so other jobs on a shared
 machine do not distort the ratios the way they distort wall time.
 

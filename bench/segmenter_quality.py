@@ -1,6 +1,6 @@
 """Quality and speed of the weightless default segmenter on SynthRef val.
 
-Targets (issue 3): GT box + Seg-Zero's two representative points → mean IoU ≥ 0.85;
+Targets: GT box + Seg-Zero's two representative points → mean IoU ≥ 0.85;
 F_sim clicks alone → mean NoC@85 ≤ 4 (cap 20); ≤ 50 ms per predict call at the smoke
 image size on one core (CPU time of the process with one thread, printed beside wall time, which on a
 shared machine also counts waiting). Generates a small SynthRef into a temp dir.

@@ -1,4 +1,4 @@
-"""SynthRef generator speed on one core, against issue 2's budget (1,000 images in <= 30 s).
+"""SynthRef generator speed on one core, against its budget (1,000 images in <= 30 s).
 
 Pins the process to one CPU (``os.sched_setaffinity``), limits OpenCV to one thread,
 generates ``--n`` images per difficulty into a temporary folder and prints images/s

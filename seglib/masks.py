@@ -176,7 +176,7 @@ def distance_transform(mask: np.ndarray) -> np.ndarray:
     padded = np.pad(mask.astype(np.uint8), 1)
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     # OpenCV's result varies in the last bits with the buffer's memory alignment and the thread split (SIMD
-    # paths), which flipped ties between equally deep pixels from run to run (issue 8). The exact distance is
+    # paths), which flipped ties between equally deep pixels from run to run. The exact distance is
     # the root of an integer: snap to it (float32 error in d^2 stays far below 0.5 for any image size we use).
     dist = np.sqrt(np.rint(np.square(dist, dtype=np.float64))).astype(np.float32)
     return dist[1:-1, 1:-1]

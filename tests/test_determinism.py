@@ -1,4 +1,4 @@
-"""Determinism (issue 8): two smoke runs with the same parameters and seed write the same files.
+"""Determinism: two smoke runs with the same parameters and seed write the same files.
 
 The first run is the session's ``smoke_run`` (tests/conftest.py: the whole
 pipeline on params/smoke.yaml); this test runs the pipeline once more with the

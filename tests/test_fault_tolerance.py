@@ -1,4 +1,4 @@
-"""Fault tolerance (issue 8): killed long steps resume, bad inputs give short errors, low disk stops cleanly.
+"""Fault tolerance: killed long steps resume, bad inputs give short errors, low disk stops cleanly.
 
 - SIGKILL during trajectory simulation, inference and SFT, then resume: nothing
   written before is lost or duplicated, and the final file equals an

@@ -1,4 +1,4 @@
-"""Multi-process training on an existing engine (issue 8): ``accelerate launch`` with two CPU processes (gloo).
+"""Multi-process training on an existing engine: ``accelerate launch`` with two CPU processes (gloo).
 
 ``python -m seglib.train {sft,grpo}`` runs a few steps of the tiny policy on a
 tiny SynthRef under ``accelerate launch --config_file configs/accelerate/cpu_2proc.yaml``.

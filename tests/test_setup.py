@@ -104,3 +104,15 @@ def test_project_never_points_outside_itself():
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and path.suffix in {".py", ".ipynb", ".md", ".yaml"}:
                 assert outside not in path.read_text(errors="ignore"), path
+
+
+def test_project_speaks_of_itself_only():
+    """No tracker or work-log language ("issue 8", "issue target") in code, notebooks or docs."""
+    import re
+
+    pattern = re.compile(r"\bissue (target|\d+)\b", re.IGNORECASE)
+    for folder in ("seglib", "notebooks", "tests", "params", "docs", "bench"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in {".py", ".ipynb", ".md", ".yaml"}:
+                assert not pattern.search(path.read_text(errors="ignore")), path
+    assert not pattern.search((ROOT / "README.md").read_text())

@@ -664,7 +664,7 @@ def label_maps(data_dir: str | Path, image_id: int) -> dict[str, np.ndarray]:
 
     Returns int16 (H, W) maps ``shape`` (0 = background, else 1 + index in ``SHAPES``),
     ``colour`` (0, else 1 + index in ``COLOURS``) and ``instance`` (0, else the annotation id):
-    targets for a dense auxiliary loss or a vision-tower pre-training stage (issue 4).
+    targets for a dense auxiliary loss or a vision-tower pre-training stage.
     Reads ``instances.json`` each call; cache the result when calling per image in a loop.
     """
     from seglib.data import rle_to_mask
