@@ -107,7 +107,7 @@ def test_project_never_points_outside_itself():
 
 
 def test_project_speaks_of_itself_only():
-    """No tracker or work-log language ("issue 8", "issue target") in code, notebooks or docs."""
+    """No tracker or work-log language (the word issue followed by a number or "target") in code or docs."""
     import re
 
     pattern = re.compile(r"\bissue (target|\d+)\b", re.IGNORECASE)
