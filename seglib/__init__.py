@@ -7,4 +7,8 @@ from seglib._compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()
 
+from seglib.progress import configure as _configure_progress  # noqa: E402
+
+_configure_progress()
+
 __version__ = "0.1.0"

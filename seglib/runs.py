@@ -184,6 +184,7 @@ def run_notebooks(
         only = only or rerun
     # the kernels inherit it: string hashes, hence set order (e.g. trl's model-card tags), repeat from run to run
     os.environ.setdefault("PYTHONHASHSEED", str(params.get("seed", 0)))
+    os.environ["SEGLIB_HEADLESS"] = "1"  # kernels draw text progress bars, which a saved notebook keeps (seglib.progress)
     paths = select_notebooks(notebook_paths(notebook_dir), only)
     if not paths:
         raise RunError(f"no notebooks found in {notebook_dir}")

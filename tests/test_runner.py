@@ -128,3 +128,17 @@ def test_kernel_start_prints_no_transport_warning(two_defaults, tmp_path, capfd)
     run_notebooks(None, only="01", run_name="w", outputs_dir=tmp_path / "o", notebook_dir=two_defaults)
     err = capfd.readouterr().err
     assert "without encryption" not in err and "IPKernelApp" not in err
+
+
+def test_saved_notebook_keeps_finished_progress_bars(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    make_notebook(d / "01_bar.ipynb", "run_dir = 'x'\n",
+                  "import seglib\nfrom tqdm.auto import tqdm\nfor _ in tqdm(range(7), desc='loop'):\n    pass")
+    run_dir = run_notebooks(None, run_name="b", outputs_dir=tmp_path / "o", notebook_dir=d)
+    outputs = json.loads((run_dir / "01_bar.ipynb").read_text())["cells"][-1]["outputs"]
+    assert all("application/vnd.jupyter.widget-view+json" not in o.get("data", {}) for o in outputs)
+    text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    final = text.replace("\r", "\n").strip().splitlines()[-1]
+    assert final.startswith("loop: 100%") and "7/7" in final
+    assert all(o.get("name") == "stdout" for o in outputs if o.get("output_type") == "stream")
