@@ -247,3 +247,12 @@ def test_classic_box_that_clips_the_clicked_object_still_gives_the_whole_object(
     loose = seg.predict([], [], box_xyxy=(22, 12, 33, 21)).mask  # no click: the box stays a wall
     ys, xs = np.nonzero(loose)
     assert xs.min() >= 22 and xs.max() <= 33 and ys.min() >= 12 and ys.max() <= 21
+
+
+def test_sam2_missing_checkpoint_names_the_parameter(tmp_path):
+    from seglib.segmenters import build_segmenter
+
+    missing = tmp_path / "sam2.1_hiera_tiny.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        build_segmenter("sam2", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", sam2_checkpoint=str(missing))
+    assert "sam2_checkpoint" in str(err.value) and str(missing) in str(err.value)

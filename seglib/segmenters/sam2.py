@@ -73,6 +73,12 @@ class SAM2Segmenter(Segmenter):
                 torch.manual_seed(0)
                 model = build_sam2(config, None, device=device, hydra_overrides_extra=overrides)
         else:
+            from pathlib import Path
+
+            if not Path(checkpoint).is_file():
+                raise FileNotFoundError(
+                    f"sam2_checkpoint: {checkpoint} is not a file. Set the parameter sam2_checkpoint to a SAM2.1 "
+                    f".pt file matching sam2_config={config!r}, or use segmenter: classic.")
             model = build_sam2(config, str(checkpoint), device=device, hydra_overrides_extra=overrides)
         self.predictor = SAM2ImagePredictor(model, mask_threshold=mask_threshold)
         side = int(model.image_size)
