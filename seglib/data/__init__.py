@@ -501,6 +501,8 @@ def prepare_dataset(
       same SynthRef settings is kept as it is (re-running gives the same files); other settings → error.
     - ``dataset="refcoco"``: the refer layout under ``data_root`` (``refcoco_dataset``,
       ``refcoco_split_by``, ``image_dir``); ``n_images`` caps the images (None = all).
+    - ``dataset="grefcoco"``: gRefCOCO in grefer's layout under ``data_root`` (``refcoco_split_by``
+      "unc" if left at "umd"; images under ``data_root/images/train2014`` unless ``image_dir``).
     - ``dataset="reasonseg"``: ReasonSeg under ``data_root``.
     - ``reasonseg_root`` (real data only) appends ReasonSeg val/test as splits
       ``val_reasoning`` / ``test_reasoning``, the out-of-domain reasoning test.
@@ -527,12 +529,17 @@ def prepare_dataset(
         from seglib.data.refcoco import load_refcoco
 
         samples = load_refcoco(data_root, refcoco_dataset, refcoco_split_by, image_dir=image_dir, max_images=n_images)
+    elif dataset == "grefcoco":
+        from seglib.data.refcoco import load_grefcoco
+
+        samples = load_grefcoco(data_root, "unc" if refcoco_split_by == "umd" else refcoco_split_by,
+                                image_dir=image_dir, max_images=n_images)
     elif dataset == "reasonseg":
         from seglib.data.reasonseg import load_reasonseg
 
         samples = load_reasonseg(data_root, max_images=n_images)
     else:
-        raise DataError(f"dataset {dataset!r} unknown; choose synthref, refcoco or reasonseg")
+        raise DataError(f"dataset {dataset!r} unknown; choose synthref, refcoco, grefcoco or reasonseg")
     if reasonseg_root is not None and dataset != "reasonseg":
         from seglib.data.reasonseg import load_reasonseg
 
