@@ -15,12 +15,12 @@ def test_notebook_01_writes_dataset_and_figures(smoke_run):
         images_per_split.setdefault(ref["split"], set()).add(ref["image_id"])
         assert ref["split"] == split_of_image[ref["image_id"]]
     splits = list(images_per_split)
-    assert {"train", "val", "test", "test_reasoning"} <= set(splits)
+    assert {"train", "val", "test", "reasoning"} <= set(splits)  # "reasoning" on disk = seglib's test_reasoning
     for i, a in enumerate(splits):
         for b in splits[i + 1:]:
             assert not images_per_split[a] & images_per_split[b], (a, b)
-    assert all(r["kind"] == "reasoning" for r in refs if r["split"] == "test_reasoning")
-    assert not any(r["kind"] == "reasoning" for r in refs if r["split"] != "test_reasoning")
+    assert all(r["kind"] == "reasoning" for r in refs if r["split"] == "reasoning")
+    assert not any(r["kind"] == "reasoning" for r in refs if r["split"] != "reasoning")
     assert len(list((data / "images").glob("*.png"))) == len(inst["images"])
     samples = load_samples(data)
     assert len(samples) == sum(len(r["sentences"]) for r in refs)

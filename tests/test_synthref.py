@@ -27,6 +27,11 @@ REASONING_WORDS = ("hole", "roll", "corner", "sides", "tips", "moon", "plus sign
                    "sky", "grass", "tomato", "banana", "pumpkin", "plum", "flamingo", "snow", "coal")
 
 
+def _decode(a, size):
+    """pycocotools' own polygon rasteriser (frPyObjects + merge), as COCO.annToMask does it."""
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(a["segmentation"], size, size))).astype(bool)
+
+
 def _load(d):
     return json.loads((d / "instances.json").read_text()), json.loads((d / "refs.json").read_text())
 
@@ -67,7 +72,7 @@ def test_identical_across_processes_with_other_hash_seeds(tmp_path, hard):
         out = tmp_path / hash_seed
         subprocess.run([sys.executable, "-c", code, str(out)], check=True,
                        env={**os.environ, "PYTHONHASHSEED": hash_seed})
-        for name in ("refs.json", "instances.json"):
+        for name in ("refs.json", "instances.json", "refs(synthref).p", "grefs(synthref).json"):
             assert (out / name).read_bytes() == (hard / name).read_bytes(), (hash_seed, name)
 
 
@@ -128,13 +133,15 @@ def test_every_expression_selects_exactly_its_targets(which, request):
 def test_splits_disjoint_by_image_and_reasoning_held_out(hard):
     inst, refs = _load(hard)
     split_of_image = {im["id"]: im["split"] for im in inst["images"]}
-    assert set(split_of_image.values()) == {"train", "val", "test", "test_reasoning"}
+    # on disk the held-out reasoning split is "reasoning" (seglib's "test_reasoning")
+    assert set(split_of_image.values()) == {"train", "val", "test", "reasoning"}
     for ref in refs:
         assert ref["split"] == split_of_image[ref["image_id"]]
-        assert (ref["kind"] == "reasoning") == (ref["split"] == "test_reasoning"), ref
+        assert (ref["kind"] == "reasoning") == (ref["split"] == "reasoning"), ref
         if ref["kind"] != "reasoning":
             assert not any(w in ref["sentences"][0]["sent"] for w in REASONING_WORDS), ref
-    assert all(any(r["image_id"] == i for r in refs) for i, s in split_of_image.items() if s == "test_reasoning")
+    assert all(any(r["image_id"] == i for r in refs) for i, s in split_of_image.items() if s == "reasoning")
+    assert {x.split for x in load_samples(hard, split="test_reasoning")} == {"test_reasoning"}
 
 
 def test_reasoning_in_train_when_asked(tmp_path):
@@ -147,8 +154,8 @@ def test_masks_non_empty_disjoint_and_consistent(hard):
     inst, _ = _load(hard)
     by_image = {}
     for a in inst["annotations"]:
-        m = mask_utils.decode({"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()})
-        assert isinstance(a["segmentation"]["counts"], str)
+        assert all(isinstance(p, list) and len(p) == 8 for p in a["segmentation"])  # COCO polygons
+        m = _decode(a, 96)
         assert m.sum() == a["area"] > 0
         ys, xs = np.nonzero(m)
         assert a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
@@ -165,7 +172,7 @@ def test_masks_are_exactly_the_drawn_pixels(easy):
         img = samples[a["image_id"]].image() if a["image_id"] in samples else None
         if img is None:
             continue
-        m = mask_utils.decode({"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}).astype(bool)
+        m = _decode(a, 96)
         painted = np.all(img == np.array(RGB[a["attributes"]["colour"]]), axis=-1)
         assert np.array_equal(painted, m), a["id"]
 
@@ -252,7 +259,7 @@ def test_label_maps_and_attribute_only_forms(tmp_path):
     anns = [a for a in inst["annotations"] if a["image_id"] == 1]
     assert sorted(np.unique(maps["instance"][maps["instance"] > 0])) == sorted(a["id"] for a in anns)
     for a in anns:
-        m = mask_utils.decode({"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}).astype(bool)
+        m = _decode(a, 64)
         assert np.array_equal(maps["instance"] == a["id"], m)
         assert (maps["shape"][m] > 0).all() and (maps["colour"][m] > 0).all()
     assert ((maps["shape"] == 0) == (maps["instance"] == 0)).all()

@@ -3,20 +3,47 @@
 A sample is (image, query, target masks) with 0, 1 or several targets
 (METHODS.md, "Data preparation"; VisionReasoner/StAR multi-object and StAR's
 empty queries). The on-disk format is COCO plus refer-style referring
-expressions, the layout of RefCOCO/+/g (Yu et al. 2016, Mao et al. 2016):
+expressions, the layout of RefCOCO/+/g (Yu et al. 2016, Mao et al. 2016), with
+multi-target and no-target refs laid out as gRefCOCO does (Liu et al. 2023):
 
 ``data_dir/``
     ``images/``          the image files (``file_name`` in ``instances.json``;
                          an absolute ``file_name`` points outside the folder,
                          used when real data is exported without copying images)
-    ``instances.json``   COCO: ``images``, ``annotations`` (``segmentation`` as
-                         RLE with ``counts`` a str, polygons or uncompressed RLE
-                         are accepted too; only the visible part of an occluded
-                         object), ``categories``
-    ``refs.json``        list of ``{ref_id, image_id, ann_ids (0..n), split,
-                         kind, sentences: [{sent, ...}]}``; optional ``spec``
-                         (the query program SynthRef checked the sentence with)
-                         and ``ignore_ann_ids`` (ReasonSeg's ignore label)
+    ``instances.json``   COCO: ``images``, ``annotations``, ``categories``;
+                         ``segmentation`` is a list of polygons (SynthRef writes
+                         exact pixel-edge polygons, see
+                         :func:`mask_to_pixel_polygons`), compressed RLE with
+                         ``counts`` a str, or uncompressed RLE; only the visible
+                         part of an occluded object
+    ``refs.json``        list of refs ``{ref_id, image_id, ann_id, category_id,
+                         no_target, split, sentences: [{sent, raw, tokens,
+                         sent_id}], sent_ids, file_name}`` plus seglib's own
+                         ``ann_ids`` (0..n), ``kind``, optional ``spec`` (the
+                         query program SynthRef checked the sentence with) and
+                         ``ignore_ann_ids`` (ReasonSeg's ignore label)
+    ``refs(<split_by>).p``  the single-target refs, unchanged, as a protocol-2
+                         pickle of plain data: the file the refer API reads
+    ``grefs(<split_by>).json``  every ref in gRefCOCO's layout: the file the
+                         grefer API reads
+
+Standard fields of a ref (:func:`refer_ref_fields`): one target → ``ann_id``
+and ``category_id`` are ints (refer's layout); several → lists of the targets'
+ids (gRefCOCO's); none → ``ann_id == category_id == [-1]`` and ``no_target``
+true (gRefCOCO's rule). ``grefs`` writes single targets as one-element lists,
+as gRefCOCO does.
+
+Why polygons: the refer and grefer ``getMask`` index ``segmentation[0]``, so a
+single RLE dict fails there, while pycocotools' ``COCO.annToMask`` rejects a
+list of compressed RLE dicts. Polygons are the one segmentation all three read;
+tracing pixel edges makes them decode to exactly the drawn mask.
+
+Split names: the refer API's ``getRefIds(split="test")`` returns every ref
+whose split name contains "test" (and ``"testA"`` every name containing "A"),
+so the held-out reasoning split is written as ``"reasoning"``
+(:data:`FILE_SPLITS`); seglib calls it ``"test_reasoning"`` everywhere else
+(params, notebooks, evaluation) and :func:`load_samples` maps it back. Old
+folders that wrote ``"test_reasoning"`` load unchanged.
 
 ``load_samples`` gives one :class:`Sample` per (ref, sentence) with
 ``sample_id = f"{ref_id}-{k}"``. Masks are ``np.ndarray[bool]`` (H, W); images
@@ -33,6 +60,21 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 KINDS = ("referring", "reasoning", "multi", "empty")
+
+# seglib split name -> the name written in refs.json / instances.json (see the module docstring).
+FILE_SPLITS = {"test_reasoning": "reasoning"}
+_SEGLIB_SPLITS = {v: k for k, v in FILE_SPLITS.items()}
+NO_TARGET_ID = -1  # gRefCOCO's ann_id / category_id of a ref that names nothing
+
+
+def file_split(split: str) -> str:
+    """The split name written to disk for seglib's ``split`` ("test_reasoning" → "reasoning")."""
+    return FILE_SPLITS.get(split, split)
+
+
+def seglib_split(name: str) -> str:
+    """seglib's split name for a name read from disk ("reasoning" → "test_reasoning"; others unchanged)."""
+    return _SEGLIB_SPLITS.get(name, name)
 
 
 class DataError(ValueError):
@@ -115,6 +157,82 @@ def rle_to_mask(rle: dict) -> np.ndarray:
     return mask_utils.decode(obj).astype(bool)
 
 
+def mask_to_pixel_polygons(mask: np.ndarray) -> list[list[int]]:
+    """COCO polygons that decode (pycocotools ``frPyObjects`` + ``merge``) to exactly ``mask``.
+
+    Each polygon is an axis-aligned rectangle on pixel corners, ``[x0, y0, x1, y0, x1, y1, x0, y1]``
+    (x right, y down, integers; pixel (x, y) is the unit square [x, x+1] × [y, y+1]), covering one
+    run of mask pixels in a row, stacked over the consecutive rows where that run is the same.
+    The rectangles are disjoint, so refer's ``getMask`` (which sums the parts) gives 0/1 too.
+    Ordered by (top row, x0). An empty mask gives [].
+    """
+    m = np.asarray(mask, dtype=bool)
+    h, w = m.shape
+    pad = np.zeros((h, w + 2), np.int8)
+    pad[:, 1:-1] = m
+    edges = np.diff(pad, axis=1)
+    opened: dict[tuple[int, int], int] = {}
+    prev: set[tuple[int, int]] = set()
+    rects: list[list[int]] = []
+    for y in range(h + 1):
+        runs = set(zip(np.flatnonzero(edges[y] == 1).tolist(), np.flatnonzero(edges[y] == -1).tolist())) if y < h else set()
+        for x0, x1 in prev - runs:
+            y0 = opened.pop((x0, x1))
+            rects.append([x0, y0, x1, y0, x1, y, x0, y])
+        for r in runs - prev:
+            opened[r] = y
+        prev = runs
+    return sorted(rects, key=lambda r: (r[1], r[0]))
+
+
+def refer_ref_fields(ann_ids: list[int], category_ids: list[int]) -> dict:
+    """A ref's standard fields ``ann_id``, ``category_id``, ``no_target`` (refer / gRefCOCO layout).
+
+    One target → ints (the refer API reads it unchanged); several → lists; none → ``[-1]`` each and
+    ``no_target`` true, gRefCOCO's rule for a no-target expression.
+    """
+    if not ann_ids:
+        return {"ann_id": [NO_TARGET_ID], "category_id": [NO_TARGET_ID], "no_target": True}
+    if len(ann_ids) == 1:
+        return {"ann_id": int(ann_ids[0]), "category_id": int(category_ids[0]), "no_target": False}
+    return {"ann_id": [int(a) for a in ann_ids], "category_id": [int(c) for c in category_ids], "no_target": False}
+
+
+def ref_ann_ids(ref: dict) -> list[int]:
+    """Target annotation ids of a ref in any of the layouts: seglib's ``ann_ids``, refer's int
+    ``ann_id``, gRefCOCO's list ``ann_id`` (``[-1]`` or ``no_target`` → no target)."""
+    if "ann_ids" in ref:
+        return [int(a) for a in ref["ann_ids"]]
+    if ref.get("no_target"):
+        return []
+    a = ref["ann_id"]
+    ids = [int(x) for x in a] if isinstance(a, list) else [int(a)]
+    return [x for x in ids if x != NO_TARGET_ID]
+
+
+def write_refer_files(out_dir: str | Path, refs: list[dict], split_by: str) -> None:
+    """Write ``refs(<split_by>).p`` (single-target refs, unchanged, protocol-2 pickle of plain data) and
+    ``grefs(<split_by>).json`` (every ref, ``ann_id``/``category_id`` always lists) beside refs.json.
+
+    The refs are taken through JSON first, so the pickle holds only dicts, lists, str, int, float,
+    bool and None, and the bytes do not depend on object identity.
+    """
+    import pickle
+
+    out_dir = Path(out_dir)
+    plain = json.loads(json.dumps(refs, sort_keys=True))
+    single = [r for r in plain if not r.get("no_target") and not isinstance(r.get("ann_id"), list)]
+    (out_dir / f"refs({split_by}).p").write_bytes(pickle.dumps(single, protocol=2))
+    grefs = []
+    for r in plain:
+        g = dict(r)
+        for key in ("ann_id", "category_id"):
+            if not isinstance(g[key], list):
+                g[key] = [g[key]]
+        grefs.append(g)
+    (out_dir / f"grefs({split_by}).json").write_text(json.dumps(grefs, sort_keys=True, separators=(",", ":")))
+
+
 def box_of(mask: np.ndarray) -> list[int]:
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
@@ -162,7 +280,10 @@ def _read_json(path: Path) -> Any:
 def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None) -> list[Sample]:
     """Read a COCO-style dataset folder: one Sample per (ref, sentence), in refs.json order.
 
-    ``split`` keeps only refs of that split (a name or several); None keeps all.
+    ``split`` keeps only refs of that split (a name or several, seglib's names such as
+    "test_reasoning"; the on-disk "reasoning" is accepted too); None keeps all. ``Sample.split`` is
+    seglib's name. Refs may name targets as seglib's ``ann_ids``, refer's int ``ann_id`` or
+    gRefCOCO's list ``ann_id`` / ``no_target``.
     ``meta`` holds ``ref_id``, ``image_id``, ``ann_ids``, ``sentence_index``,
     ``category_names`` of the targets and, where the annotations carry them
     (SynthRef), ``target_shapes`` / ``target_colours``; plus ``spec`` and
@@ -175,7 +296,7 @@ def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None)
         raise DataError(f"{inst_path}: expected a COCO object with 'images' and 'annotations'")
     if not isinstance(refs, list):
         raise DataError(f"{refs_path}: expected a list of refs")
-    wanted = None if split is None else ({split} if isinstance(split, str) else set(split))
+    wanted = None if split is None else {seglib_split(x) for x in ([split] if isinstance(split, str) else split)}
 
     try:
         images = {int(im["id"]): im for im in instances["images"]}
@@ -209,8 +330,8 @@ def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None)
     for i, ref in enumerate(refs):
         try:
             ref_id, image_id = ref["ref_id"], int(ref["image_id"])
-            ann_ids = [int(a) for a in ref.get("ann_ids", [ref["ann_id"]] if "ann_id" in ref else [])]
-            ref_split, sentences = str(ref["split"]), ref["sentences"]
+            ann_ids = ref_ann_ids(ref) if ("ann_ids" in ref or "ann_id" in ref) else []
+            ref_split, sentences = seglib_split(str(ref["split"])), ref["sentences"]
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{refs_path}: ref #{i} ({ref.get('ref_id') if isinstance(ref, dict) else ref!r}) "
                             f"is malformed: missing or bad {err}") from None
@@ -265,14 +386,24 @@ def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None)
     return samples
 
 
-def write_dataset(samples: list[Sample], out_dir: str | Path, copy_images: bool = False) -> Path:
+def write_dataset(samples: list[Sample], out_dir: str | Path, copy_images: bool = False,
+                  segmentation: str = "rle", split_by: str = "seglib") -> Path:
     """Write samples (e.g. from a real-data loader) as a COCO-style folder that ``load_samples`` reads.
 
-    Targets become annotations (one per target RLE; shared by sentences of one ref).
-    Images are referenced by absolute path unless ``copy_images``.
+    Targets become annotations (one per target RLE; shared by sentences of one ref). Images are
+    referenced by absolute path unless ``copy_images``. Refs carry the refer / gRefCOCO fields
+    (:func:`refer_ref_fields`, ``sent_id`` numbered from 1, ``tokens`` = the sentence split at
+    whitespace) and the on-disk split names (:data:`FILE_SPLITS`); ``refs(<split_by>).p`` and
+    ``grefs(<split_by>).json`` are written beside refs.json (:func:`write_refer_files`).
+    ``segmentation``: "rle" (compressed RLE dicts: compact; pycocotools ``COCO.annToMask`` reads
+    them, the refer/grefer ``getMask`` do not) or "polygons" (exact pixel-edge polygons,
+    :func:`mask_to_pixel_polygons`: every one of those APIs reads them, at several times the size
+    on large images).
     """
     import shutil
 
+    if segmentation not in ("rle", "polygons"):
+        raise ValueError(f"segmentation {segmentation!r}: choose 'rle' or 'polygons'")
     out_dir = Path(out_dir)
     if (out_dir / "refs.json").exists():
         raise DataError(f"{out_dir}: a dataset is already there; choose a new folder")
@@ -286,12 +417,15 @@ def write_dataset(samples: list[Sample], out_dir: str | Path, copy_images: bool 
         key = (image_id, rle["counts"])
         if key not in ann_key:
             ann_key[key] = len(annotations) + 1
-            box = box_of(rle_to_mask(rle))
+            m = rle_to_mask(rle)
+            box = box_of(m)
             annotations.append({"id": ann_key[key], "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                                "segmentation": rle, "area": int(mask_utils.area({**rle, "counts": rle["counts"].encode()})),
+                                "segmentation": mask_to_pixel_polygons(m) if segmentation == "polygons" else rle,
+                                "area": int(mask_utils.area({**rle, "counts": rle["counts"].encode()})),
                                 "bbox": [box[0], box[1], box[2] - box[0] + 1, box[3] - box[1] + 1], **extra})
         return ann_key[key]
 
+    n_sent = 0
     for s in samples:
         if s.image_path not in images:
             src = Path(s.image_path)
@@ -302,17 +436,22 @@ def write_dataset(samples: list[Sample], out_dir: str | Path, copy_images: bool 
         image_id = images[s.image_path]["id"]
         ref_id = s.meta.get("ref_id", s.sample_id)
         if ref_id not in refs:
+            ann_ids = [add_ann(image_id, r, {}) for r in s.target_rles]
             refs[ref_id] = {
-                "ref_id": ref_id, "image_id": image_id, "split": s.split, "kind": s.kind, "sentences": [],
-                "ann_ids": [add_ann(image_id, r, {}) for r in s.target_rles],
+                "ref_id": ref_id, "image_id": image_id, "split": file_split(s.split), "kind": s.kind,
+                "sentences": [], "sent_ids": [], "file_name": Path(images[s.image_path]["file_name"]).name,
+                "ann_ids": ann_ids, **refer_ref_fields(ann_ids, [1] * len(ann_ids)),
             }
             if s.meta.get("ignore_rles"):
                 refs[ref_id]["ignore_ann_ids"] = [add_ann(image_id, r, {"ignore": True}) for r in s.meta["ignore_rles"]]
-        refs[ref_id]["sentences"].append({"sent": s.query})
+        n_sent += 1
+        refs[ref_id]["sentences"].append({"sent": s.query, "raw": s.query, "tokens": s.query.split(), "sent_id": n_sent})
+        refs[ref_id]["sent_ids"].append(n_sent)
     instances = {"images": list(images.values()), "annotations": annotations,
                  "categories": [{"id": 1, "name": "object", "supercategory": "object"}]}
     (out_dir / "instances.json").write_text(json.dumps(instances, sort_keys=True))
     (out_dir / "refs.json").write_text(json.dumps(list(refs.values()), sort_keys=True))
+    write_refer_files(out_dir, list(refs.values()), split_by)
     return out_dir
 
 
@@ -362,6 +501,8 @@ def prepare_dataset(
       same SynthRef settings is kept as it is (re-running gives the same files); other settings → error.
     - ``dataset="refcoco"``: the refer layout under ``data_root`` (``refcoco_dataset``,
       ``refcoco_split_by``, ``image_dir``); ``n_images`` caps the images (None = all).
+    - ``dataset="grefcoco"``: gRefCOCO in grefer's layout under ``data_root`` (``refcoco_split_by``
+      "unc" if left at "umd"; images under ``data_root/images/train2014`` unless ``image_dir``).
     - ``dataset="reasonseg"``: ReasonSeg under ``data_root``.
     - ``reasonseg_root`` (real data only) appends ReasonSeg val/test as splits
       ``val_reasoning`` / ``test_reasoning``, the out-of-domain reasoning test.
@@ -388,12 +529,17 @@ def prepare_dataset(
         from seglib.data.refcoco import load_refcoco
 
         samples = load_refcoco(data_root, refcoco_dataset, refcoco_split_by, image_dir=image_dir, max_images=n_images)
+    elif dataset == "grefcoco":
+        from seglib.data.refcoco import load_grefcoco
+
+        samples = load_grefcoco(data_root, "unc" if refcoco_split_by == "umd" else refcoco_split_by,
+                                image_dir=image_dir, max_images=n_images)
     elif dataset == "reasonseg":
         from seglib.data.reasonseg import load_reasonseg
 
         samples = load_reasonseg(data_root, max_images=n_images)
     else:
-        raise DataError(f"dataset {dataset!r} unknown; choose synthref, refcoco or reasonseg")
+        raise DataError(f"dataset {dataset!r} unknown; choose synthref, refcoco, grefcoco or reasonseg")
     if reasonseg_root is not None and dataset != "reasonseg":
         from seglib.data.reasonseg import load_reasonseg
 
@@ -434,8 +580,9 @@ def dataset_statistics(data_dir: str | Path, epsilons: Iterable[float] = (0.001,
     kinds: dict[str, dict[str, int]] = {}
     for r in refs:
         n = len(r.get("sentences", [])) or 1
-        kinds.setdefault(r["split"], {}).setdefault(r.get("kind", "referring"), 0)
-        kinds[r["split"]][r.get("kind", "referring")] += n
+        split = seglib_split(r["split"])
+        kinds.setdefault(split, {}).setdefault(r.get("kind", "referring"), 0)
+        kinds[split][r.get("kind", "referring")] += n
     return {"objects_per_image": list(per_image.values()), "samples_per_split_kind": kinds,
             "mask_area_fraction": areas, "polygon_vertices": vertices}
 
@@ -458,18 +605,26 @@ def gallery_samples(samples: list[Sample], n: int, seed: int = 0) -> list[Sample
 
 __all__ = [
     "DataError",
+    "FILE_SPLITS",
     "KINDS",
+    "NO_TARGET_ID",
     "Sample",
     "box_of",
     "dataset_statistics",
+    "file_split",
     "gallery_samples",
     "load_samples",
+    "mask_to_pixel_polygons",
     "mask_to_rle",
     "prepare_dataset",
     "read_image",
+    "ref_ann_ids",
+    "refer_ref_fields",
     "rle_to_mask",
+    "seglib_split",
     "segmentation_to_rle",
     "to_hf_dataset",
     "to_hf_rows",
     "write_dataset",
+    "write_refer_files",
 ]

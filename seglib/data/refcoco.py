@@ -1,4 +1,5 @@
-"""RefCOCO / RefCOCO+ / RefCOCOg in the refer layout (Yu et al. 2016; Mao et al. 2016) → Samples.
+"""RefCOCO / RefCOCO+ / RefCOCOg in the refer layout (Yu et al. 2016; Mao et al. 2016) and
+gRefCOCO in its grefer layout (Liu et al. 2023, GRES) → Samples.
 
 The refer toolkit's layout, as the full-scale papers (Seg-Zero, SegAgent,
 SimpleSeg) read it::
@@ -12,6 +13,18 @@ Each ref is ``{ref_id, ann_id, image_id, split, category_id, sentences: [{sent, 
 raw, sent_id}], sent_ids, file_name}``; one Sample is made per (ref, sentence), with
 ``sample_id = f"{ref_id}-{k}"``, kind "referring" and one target mask (the ref's
 annotation, decoded from its COCO segmentation).
+
+gRefCOCO (:func:`load_grefcoco`), as its ``grefer`` API reads it::
+
+    data_root/
+        grefcoco/grefs(unc).json     (or grefs(unc).p)
+        grefcoco/instances.json
+        images/train2014/COCO_train2014_000000xxxxxx.jpg
+
+Its refs have the refer fields, but ``ann_id`` and ``category_id`` are lists
+(several targets), a no-target ref has ``ann_id == [-1]`` and ``no_target``
+true, and the splits are train / val / testA / testB. Kind: "empty" for a
+no-target ref, "multi" for several targets, else "referring".
 
 The refs file is a Python pickle because that is the format's own choice (the
 refer toolkit ships it so). Unpickling untrusted data can run code, so this
@@ -77,15 +90,7 @@ def load_refcoco(
     inst_path = Path(instances_file) if instances_file else root / dataset / "instances.json"
     img_dir = Path(image_dir) if image_dir else root / "images" / "mscoco" / "images" / "train2014"
     refs = load_refs_pickle(refs_path, root)
-    if not inst_path.is_file():
-        raise DataError(f"{inst_path}: COCO instances file missing")
-    try:
-        instances = json.loads(inst_path.read_text())
-        images = {int(im["id"]): im for im in instances["images"]}
-        anns = {int(a["id"]): a for a in instances["annotations"]}
-        cats = {int(c["id"]): c.get("name") for c in instances.get("categories", [])}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{inst_path}: not a COCO instances file ({err!r})") from None
+    images, anns, cats = _read_instances(inst_path)
     wanted = None if splits is None else ({splits} if isinstance(splits, str) else set(splits))
     kept_images: list[int] = []
     samples: list[Sample] = []
@@ -129,4 +134,113 @@ def load_refcoco(
     return samples
 
 
-__all__ = ["load_refcoco", "load_refs_pickle"]
+def _read_instances(inst_path: Path) -> tuple[dict, dict, dict]:
+    if not inst_path.is_file():
+        raise DataError(f"{inst_path}: COCO instances file missing")
+    try:
+        instances = json.loads(inst_path.read_text())
+        images = {int(im["id"]): im for im in instances["images"]}
+        anns = {int(a["id"]): a for a in instances["annotations"]}
+        cats = {int(c["id"]): c.get("name") for c in instances.get("categories", [])}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{inst_path}: not a COCO instances file ({err!r})") from None
+    return images, anns, cats
+
+
+def load_grefcoco(
+    data_root: str | Path,
+    split_by: str = "unc",
+    refs_file: str | Path | None = None,
+    instances_file: str | Path | None = None,
+    image_dir: str | Path | None = None,
+    splits: str | Iterable[str] | None = None,
+    max_images: int | None = None,
+    skip_crowd: bool = True,
+) -> list[Sample]:
+    """Samples of gRefCOCO (multi-target and no-target expressions). Paths default to grefer's layout.
+
+    ``refs_file`` defaults to ``grefcoco/grefs(<split_by>).json``, or the ``.p`` pickle when only that
+    exists (read with the plain-data unpickler, inside ``data_root``). ``skip_crowd``: leave crowd
+    annotations out of the targets, as grefer's ``getMaskByRef`` and ReLA's loader do; the kind
+    still follows the ref's ``ann_id`` list. ``splits`` / ``max_images`` as in :func:`load_refcoco`.
+    ``meta["no_target"]`` keeps the flag.
+    """
+    from seglib.data import NO_TARGET_ID
+
+    root = Path(data_root)
+    if refs_file is not None:
+        refs_path = Path(refs_file)
+    else:
+        refs_path = root / "grefcoco" / f"grefs({split_by}).json"
+        if not refs_path.is_file() and refs_path.with_suffix(".p").is_file():
+            refs_path = refs_path.with_suffix(".p")
+    inst_path = Path(instances_file) if instances_file else root / "grefcoco" / "instances.json"
+    img_dir = Path(image_dir) if image_dir else root / "images" / "train2014"
+    if refs_path.suffix == ".p":
+        refs = load_refs_pickle(refs_path, root)
+    else:
+        if not refs_path.is_file():
+            raise DataError(f"{refs_path}: gRefCOCO refs file missing")
+        try:
+            refs = json.loads(refs_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"{refs_path}: not valid JSON ({err})") from None
+        if not isinstance(refs, list):
+            raise DataError(f"{refs_path}: expected a list of refs")
+    images, anns, cats = _read_instances(inst_path)
+    wanted = None if splits is None else ({splits} if isinstance(splits, str) else set(splits))
+    kept_images: list[int] = []
+    samples: list[Sample] = []
+    for i, ref in enumerate(refs):
+        try:
+            ref_id, image_id = ref["ref_id"], int(ref["image_id"])
+            raw_ids = ref["ann_id"] if isinstance(ref["ann_id"], list) else [ref["ann_id"]]
+            ann_ids = [int(a) for a in raw_ids if int(a) != NO_TARGET_ID]
+            split, sentences = str(ref["split"]), ref["sentences"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{refs_path}: ref #{i} is malformed (missing or bad {err})") from None
+        no_target = bool(ref.get("no_target", False)) or not ann_ids
+        if no_target and ann_ids:
+            raise DataError(f"{refs_path}: ref {ref_id} has no_target set but names annotations {ann_ids}")
+        if wanted is not None and split not in wanted:
+            continue
+        if image_id not in kept_images:
+            if max_images is not None and len(kept_images) >= max_images:
+                continue
+            kept_images.append(image_id)
+        im = images.get(image_id)
+        if im is None:
+            raise DataError(f"{inst_path}: ref {ref_id} names image {image_id}, which is not in the instances file")
+        image_path = img_dir / im["file_name"]
+        if not image_path.is_file():
+            raise DataError(f"{image_path}: image file missing for ref {ref_id} (image {image_id})")
+        h, w = int(im["height"]), int(im["width"])
+        rles, kept_ids = [], []
+        for a in ann_ids:
+            ann = anns.get(a)
+            if ann is None:
+                raise DataError(f"{inst_path}: ref {ref_id} names annotation {a}, which is not in the instances file")
+            if int(ann.get("image_id", -1)) != image_id:
+                raise DataError(f"{inst_path}: annotation {a} is on image {ann.get('image_id')}, "
+                                f"but ref {ref_id} says image {image_id}")
+            if skip_crowd and ann.get("iscrowd"):
+                continue
+            rles.append(segmentation_to_rle(ann.get("segmentation"), h, w, f"{inst_path}: annotation {a} (ref {ref_id})"))
+            kept_ids.append(a)
+        kind = "empty" if no_target else "multi" if len(ann_ids) > 1 else "referring"
+        for k, sent in enumerate(sentences):
+            text = sent.get("sent") if isinstance(sent, dict) else None
+            if not isinstance(text, str):
+                raise DataError(f"{refs_path}: ref {ref_id} sentence {k} has no 'sent' text")
+            samples.append(Sample(
+                sample_id=f"{ref_id}-{k}", image_path=str(image_path), query=text, kind=kind,
+                split=split, height=h, width=w, target_rles=list(rles),
+                meta={"ref_id": ref_id, "image_id": image_id, "ann_ids": kept_ids, "sentence_index": k,
+                      "sent_id": sent.get("sent_id"), "no_target": no_target,
+                      "category_names": [cats.get(int(anns[a].get("category_id", -1))) for a in kept_ids],
+                      "dataset": f"grefcoco({split_by})"},
+            ))
+    return samples
+
+
+__all__ = ["load_grefcoco", "load_refcoco", "load_refs_pickle"]

@@ -2,11 +2,28 @@
 
 The embedded stand-in for RefCOCO/+/g (referring expressions), ReasonSeg
 (implicit "reasoning" queries, LISA/Seg-Zero), VisionReasoner's multi-object
-queries and StAR's empty queries (ReasonSeg-X). It writes the same COCO-style
-folder that :func:`seglib.data.load_samples` and the RefCOCO loader use:
-``images/*.png``, ``instances.json`` (visible-part masks as RLE) and
-``refs.json`` (refer style, ``ann_ids`` 0..n, ``kind``, ``split`` and the
-query program ``spec`` each sentence was checked with).
+queries and StAR's empty queries (ReasonSeg-X). It writes the COCO-style
+folder that :func:`seglib.data.load_samples` reads (layout in
+:mod:`seglib.data`): ``images/*.png``, ``instances.json`` (visible-part masks
+as exact pixel-edge polygons), ``refs.json`` (refer / gRefCOCO fields plus
+``ann_ids`` 0..n, ``kind`` and the query program ``spec`` each sentence was
+checked with), and the two files the standard APIs read:
+
+- ``refs(synthref).p``: the single-target refs for the refer API
+  (lichengunc/refer ``REFER``): ``getRefIds``, ``getAnnIds``, ``loadRefs``,
+  ``getRefBox`` and ``getMask`` work on them;
+- ``grefs(synthref).json``: every ref for gRefCOCO's ``G_REFER`` (multi-target
+  ``ann_id`` lists, no-target ``ann_id == [-1]`` with ``no_target`` true);
+- ``instances.json`` also reads with pycocotools ``COCO`` / ``annToMask``.
+
+Both APIs look in ``<data_root>/<dataset>/`` and accept only their own dataset
+names, so point them at a folder that links the SynthRef folder under such a
+name, e.g. ``ln -s <run>/data view/refcoco`` then
+``REFER("view", "refcoco", "synthref")``; ``view/grefcoco`` and
+``G_REFER("view", "grefcoco", "synthref")`` likewise. On disk the held-out
+reasoning split is named ``"reasoning"`` so that refer's ``split="test"``
+(which matches any name containing "test") leaves it out; seglib calls it
+``"test_reasoning"``.
 
 Scenes: a plain, gradient or textured background and 1-6 objects drawn from
 ten shapes (convex: circle, square, triangle, hexagon; with a hole: ring;
@@ -37,7 +54,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from seglib.data import mask_to_rle
+from seglib.data import file_split, mask_to_pixel_polygons, refer_ref_fields, write_refer_files
+
+REFER_SPLIT_BY = "synthref"  # the splitBy under which REFER / G_REFER find refs(synthref).p / grefs(synthref).json
 
 SHAPES = ("circle", "square", "triangle", "hexagon", "ring", "star", "crescent", "cross", "bar", "blob")
 PLURAL = {"cross": "crosses"}
@@ -550,6 +569,7 @@ def generate(
         start += sizes.get(s, 0)
 
     images, annotations, refs = [], [], []
+    split_kind: list[tuple[str, str]] = []  # seglib's split name and kind of each ref
     cat_ids = {s: i + 1 for i, s in enumerate(SHAPES)}
     it = range(n_images)
     if progress:
@@ -575,7 +595,8 @@ def generate(
         file_name = f"{image_id:06d}.png"
         ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
         (out_dir / "images" / file_name).write_bytes(buf.tobytes())
-        images.append({"id": image_id, "file_name": file_name, "height": image_size, "width": image_size, "split": split})
+        images.append({"id": image_id, "file_name": file_name, "height": image_size, "width": image_size,
+                       "split": file_split(split)})
         ann_ids = []
         for o in objects:
             ann_id = len(annotations) + 1
@@ -583,7 +604,7 @@ def generate(
             ys, xs = np.nonzero(o["mask"])
             annotations.append({
                 "id": ann_id, "image_id": image_id, "category_id": cat_ids[o["shape"]], "iscrowd": 0,
-                "segmentation": mask_to_rle(o["mask"]), "area": int(xs.size),
+                "segmentation": mask_to_pixel_polygons(o["mask"]), "area": int(xs.size),
                 "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)],
                 "attributes": {k: o[k] for k in ("shape", "colour", "size", "center", "radius", "rotation_deg",
                                                  "corners", "z", "full_area")},
@@ -591,9 +612,13 @@ def generate(
         for spec, targets in specs:
             ref_id = len(refs) + 1
             text = render(spec, objects, rng)
-            refs.append({"ref_id": ref_id, "image_id": image_id, "ann_ids": [ann_ids[t] for t in sorted(targets)],
-                         "split": split, "kind": spec["kind"], "spec": _clean_spec(spec, objects, ann_ids),
-                         "sentences": [{"sent": text, "sent_id": ref_id, "tokens": text.split()}]})
+            tids = [ann_ids[t] for t in sorted(targets)]
+            refs.append({"ref_id": ref_id, "image_id": image_id, "ann_ids": tids,
+                         **refer_ref_fields(tids, [cat_ids[objects[t]["shape"]] for t in sorted(targets)]),
+                         "split": file_split(split), "kind": spec["kind"], "spec": _clean_spec(spec, objects, ann_ids),
+                         "sentences": [{"sent": text, "raw": text, "sent_id": ref_id, "tokens": text.split()}],
+                         "sent_ids": [ref_id], "file_name": file_name})
+            split_kind.append((split, spec["kind"]))
     instances = {
         "info": {"description": "SynthRef", "seed": seed, "difficulty": difficulty, "image_size": image_size},
         "images": images, "annotations": annotations,
@@ -606,11 +631,12 @@ def generate(
                 "referring_forms": cfg["forms"]}
     _dump(out_dir / "instances.json", instances)
     _dump(out_dir / "refs.json", refs)
+    write_refer_files(out_dir, refs, REFER_SPLIT_BY)
     _dump(out_dir / "synthref.json", settings)
     counts: dict[str, dict[str, int]] = {}
-    for r in refs:
-        counts.setdefault(r["split"], {}).setdefault(r["kind"], 0)
-        counts[r["split"]][r["kind"]] += 1
+    for split, kind in split_kind:
+        counts.setdefault(split, {}).setdefault(kind, 0)
+        counts[split][kind] += 1
     return {"out_dir": str(out_dir), "n_images": n_images, "n_annotations": len(annotations), "n_refs": len(refs),
             "images_per_split": {s: int(sizes.get(s, 0)) for s in SPLITS}, "refs_per_split_kind": counts,
             "seconds": round(time.time() - t0, 2)}
@@ -667,7 +693,7 @@ def label_maps(data_dir: str | Path, image_id: int) -> dict[str, np.ndarray]:
     targets for a dense auxiliary loss or a vision-tower pre-training stage.
     Reads ``instances.json`` each call; cache the result when calling per image in a loop.
     """
-    from seglib.data import rle_to_mask
+    from seglib.data import rle_to_mask, segmentation_to_rle
 
     inst = json.loads((Path(data_dir) / "instances.json").read_text())
     im = next((i for i in inst["images"] if i["id"] == image_id), None)
@@ -678,11 +704,11 @@ def label_maps(data_dir: str | Path, image_id: int) -> dict[str, np.ndarray]:
     for a in inst["annotations"]:
         if a["image_id"] != image_id:
             continue
-        m = rle_to_mask(a["segmentation"])
+        m = rle_to_mask(segmentation_to_rle(a["segmentation"], im["height"], im["width"], f"annotation {a['id']}"))
         out["shape"][m] = SHAPES.index(a["attributes"]["shape"]) + 1
         out["colour"][m] = colour_names.index(a["attributes"]["colour"]) + 1
         out["instance"][m] = a["id"]
     return out
 
 
-__all__ = ["COLOURS", "DIFFICULTIES", "KINDS", "PROPERTIES", "SHAPES", "SPLITS", "evaluate", "generate", "label_maps", "make_scene"]
+__all__ = ["COLOURS", "DIFFICULTIES", "KINDS", "PROPERTIES", "REFER_SPLIT_BY", "SHAPES", "SPLITS", "evaluate", "generate", "label_maps", "make_scene"]
