@@ -2,11 +2,12 @@
 
 Every scorer takes generated text plus ground truth and returns
 ``dict[str, float]`` of named components, each in the range listed in
-``RANGES`` (StAR's other formulas: ``STAR_RANGES``). Format rewards credit only
-answers that are valid JSON as written; the accuracy terms also read the
-single-quoted pseudo-JSON that the parsers accept. Model output is hostile input: scorers never raise on the text,
-bad output scores 0, and every value is finite. (Malformed *ground truth* or
-options raise ``ValueError``: that is a bug in the caller, not in the model.)
+``RANGES`` (StAR's other formulas: ``STAR_RANGES``). Model output is hostile
+input: scorers never raise on the text, bad output scores 0, and every value is
+finite. (Malformed *ground truth* or options raise ``ValueError``: that is a
+bug in the caller, not in the model.) Format rewards credit only answers that
+are valid JSON as written; the accuracy terms also read the single-quoted
+pseudo-JSON that the parsers accept.
 
 Coordinates: ground truth comes in pixels of the image as given; predictions
 are compared in the frame the model saw (``resize=None``: the image as given;

@@ -607,3 +607,22 @@ def test_parser_can_drop_a_non_string_label():
     assert boxpoints.parse_json_value(data) is None  # the parser's default: malformed
     ans = boxpoints.parse_json_value(data, strict_label=False)
     assert ans.objects[0].box == (1, 2, 3, 4) and ans.objects[0].points == ((2, 3),) and ans.objects[0].label is None
+
+
+def test_points_rule_reaches_grpo_rows_and_sft_targets(tmp_path):
+    from PIL import Image
+
+    from seglib.data import Sample
+    from seglib.train.grpo import grpo_rows
+    from seglib.train.sft import prompt_and_target
+
+    m = np.zeros((7, 7), bool)
+    m[:, 0:4] = True  # padded (1,1),(1,4); Seg-Zero's code (0,0),(0,4)
+    Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(tmp_path / "im.png")
+    s = Sample(sample_id="s0", image_path=str(tmp_path / "im.png"), query="the block", kind="referring",
+               split="train", height=7, width=7, target_rles=[encode_rle(m)])
+    assert grpo_rows("boxpoints", [s])[0]["gt_points"] == [[1.0, 1.0], [1.0, 4.0]]
+    (row,) = grpo_rows("boxpoints", [s], {"points_rule": "segzero_code"})
+    assert row["gt_box"] == [0.0, 0.0, 3.0, 6.0] and row["gt_points"] == [[0.0, 0.0], [0.0, 4.0]]
+    _, target = prompt_and_target("boxpoints", s, {"points_rule": "segzero_code"})
+    assert '"points_1": [0, 0], "points_2": [0, 4]' in target
