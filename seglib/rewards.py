@@ -2,9 +2,12 @@
 
 Every scorer takes generated text plus ground truth and returns
 ``dict[str, float]`` of named components, each in the range listed in
-``RANGES``. Model output is hostile input: scorers never raise on the text,
-bad output scores 0, and every value is finite. (Malformed *ground truth* or
-options raise ``ValueError``: that is a bug in the caller, not in the model.)
+``RANGES`` (StAR's other formulas: ``STAR_RANGES``). Model output is hostile
+input: scorers never raise on the text, bad output scores 0, and every value is
+finite. (Malformed *ground truth* or options raise ``ValueError``: that is a
+bug in the caller, not in the model.) Format rewards credit only answers that
+are valid JSON as written; the accuracy terms also read the single-quoted
+pseudo-JSON that the parsers accept.
 
 Coordinates: ground truth comes in pixels of the image as given; predictions
 are compared in the frame the model saw (``resize=None``: the image as given;
@@ -19,7 +22,10 @@ Scorers (facts in METHODS.md, "Rewards"):
 * ``visionreasoner_score`` (VisionReasoner): ``format`` (≤ 3), ``accuracy`` (≤ 3,
   Hungarian), ``non_repeat`` (≤ 1).
 * ``star_score`` / ``star_group_scores`` (StAR): ``format`` (≤ 4), ``accuracy``
-  (tiered mask IoU 0–5 through the segmenter, Hungarian), ``count`` (≤ 1).
+  (tiered mask IoU 0–5 through the segmenter, Hungarian), ``count`` (≤ 1);
+  ``formula="code_stage1"`` / ``"code_stage2"``: the public code's stage-1
+  (tier + box/point indicators, 0–8, plus the count bonus: 0–9) and stage-2
+  (2 × tier, 0–10, no count bonus) rewards (``STAR_RANGES``).
 * ``simpleseg_score`` (SimpleSeg): ``iou``, ``centroid``, ``format`` (each ≤ 1).
 * ``clicks_score`` / ``clicks_group_scores`` (SegAgent): ``format``,
   ``iou_gain`` (−1…1), and ``prm`` (1 − |IoU estimate error|) when enabled.
@@ -30,6 +36,7 @@ trl reward function per component (``reward(prompts, completions, **columns)``).
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -101,6 +108,25 @@ def _to_frame(values: Sequence[float], image_hw: tuple[int, int] | None, resize:
     return [float(v) for v in frames.to_resized(list(values), image_hw[1], image_hw[0], resize)]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite JSON constant {name}")
+
+
+def _is_strict_json(span: str | None) -> bool:
+    """True when ``span`` is valid JSON as written (double quotes; no NaN/Infinity), within the answer cap.
+
+    The parsers also read single-quoted pseudo-JSON (``loads_json``) so that
+    accuracy can still be scored; the format rewards give credit only to this.
+    """
+    if not isinstance(span, str) or not span or len(span) > MAX_BOX_ANSWER_CHARS:
+        return False
+    try:
+        json.loads(span, parse_constant=_reject_constant)
+    except (ValueError, RecursionError, TypeError, OverflowError):
+        return False
+    return True
+
+
 def _hungarian_sum(gain: np.ndarray) -> tuple[float, int]:
     """Maximum-gain assignment: (sum of matched gains, number of matches)."""
     if gain.size == 0:
@@ -123,14 +149,20 @@ def _soft_key(data: dict, needle: str, n: int, count: int) -> list[tuple[float, 
 
 def segzero_score(text: Any, gt_box: Sequence[float], gt_points: Sequence[Sequence[float]], strict: bool = True,
                   soft_accuracy: bool = False, image_hw: tuple[int, int] | None = None,
-                  resize: int | None = None) -> dict[str, float]:
+                  resize: int | None = None, allow_extra_keys: bool = False) -> dict[str, float]:
     """Seg-Zero's five rewards (each in [0, 1]; sum ≤ 5).
 
     - ``think_format``: the whole text is ``<think>…</think>\\s*<answer>…</answer>``.
-    - ``answer_format``: the answer sits in ``<answer>`` tags, and strict — the JSON is an object with exactly the
-      keys ``bbox`` (4 numbers), ``points_1`` and ``points_2`` (2 each); soft
-      (``strict=False``) — a key containing "bbox" with 4 numbers and two keys
-      containing "point" with 2 numbers each.
+    - ``answer_format``: the answer sits in ``<answer>`` tags, is valid JSON as
+      written (double quotes; single-quoted pseudo-JSON gets no format credit,
+      though its coordinates are still read for the accuracy terms), and strict —
+      an object with exactly the keys ``bbox`` (4 numbers), ``points_1`` and
+      ``points_2`` (2 each), as the paper says; with ``allow_extra_keys`` (Seg-Zero's
+      public code) those three must be present and other keys (e.g. ``"label"``)
+      are allowed; soft (``strict=False``) — a key containing "bbox" with 4
+      numbers and two keys containing "point" with 2 numbers each. Seg-Zero's
+      public code only checks that the values are lists of the right length;
+      seglib also requires numbers (a non-number is malformed output).
     - ``bbox_iou``: 1 if inclusive-box IoU > 0.5 (``soft_accuracy``: the IoU).
     - ``bbox_l1``: 1 if the mean absolute coordinate difference < 10 px
       (``soft_accuracy``: max(0, 1 − L1 / max side of the model's image);
@@ -150,19 +182,22 @@ def segzero_score(text: Any, gt_box: Sequence[float], gt_points: Sequence[Sequen
     gt_p = [_to_frame(p, image_hw, resize) for p in gt_points]
     out = {"think_format": float(has_think_format(text)), "answer_format": 0.0, "bbox_iou": 0.0, "bbox_l1": 0.0,
            "points": 0.0}
-    data = loads_json(answer_span(text), MAX_BOX_ANSWER_CHARS)
+    span = answer_span(text)
+    data = loads_json(span, MAX_BOX_ANSWER_CHARS)
     if not isinstance(data, dict):
         return out
     if strict:
         box = as_numbers(data.get("bbox"), 4)
         pts = [p for p in (as_numbers(data.get("points_1"), 2), as_numbers(data.get("points_2"), 2)) if p is not None]
-        ok = set(data) == {"bbox", "points_1", "points_2"} and box is not None and len(pts) == 2
+        required = {"bbox", "points_1", "points_2"}
+        keys_ok = required <= set(data) if allow_extra_keys else set(data) == required
+        ok = keys_ok and box is not None and len(pts) == 2
     else:
         boxes = _soft_key(data, "bbox", 4, 1)
         box = boxes[0] if boxes else None
         pts = _soft_key(data, "point", 2, 2)
         ok = box is not None and len(pts) == 2
-    out["answer_format"] = float(ok and _tagged(text))
+    out["answer_format"] = float(ok and _tagged(text) and _is_strict_json(span))
     if box is None or box[2] < box[0] or box[3] < box[1]:
         return out
     iou = float(_box_iou_matrix(np.array([box]), np.array([gt_b]))[0, 0])
@@ -185,11 +220,33 @@ def segzero_score(text: Any, gt_box: Sequence[float], gt_points: Sequence[Sequen
 
 
 # =========================================================================== VisionReasoner
+_ANSWER_BLOCK_RE = re.compile(r"<answer>.*?(?:</answer>|\Z)", re.DOTALL)
+#: A sentence ends at "." unless the "." is a decimal point (a digit on both sides).
+_SENTENCE_END_RE = re.compile(r"(?<!\d)\.|\.(?!\d)")
+
+
+def prose_text(text: str) -> str:
+    """The text without its answer: every ``<answer>…</answer>`` block removed (an unclosed one to the
+    end); with no answer tag, a bare JSON answer (the text after ``</think>``, or the whole text) is
+    removed when it parses. What is left is the prose the non-repeat reward reads."""
+    if "<answer>" in text:
+        return _ANSWER_BLOCK_RE.sub(" ", text)
+    if loads_json(answer_span(text), MAX_BOX_ANSWER_CHARS) is not None:
+        return text.rsplit("</think>", 1)[0] + "</think>" if "</think>" in text else ""
+    return text
+
+
+def sentences(text: str) -> list[str]:
+    """The prose sentences of ``text`` (``prose_text``), split at "." but not at decimal points, stripped,
+    empty ones dropped."""
+    return [s.strip() for s in _SENTENCE_END_RE.split(prose_text(text)) if s.strip()]
+
+
 def _non_repeat(text: str, allowed_repeats: int) -> float:
-    sentences = [s.strip() for s in text.split(".") if s.strip()]
+    sentences_ = sentences(text)
     seen: set[str] = set()
     repeats = 0
-    for s in sentences:
+    for s in sentences_:
         if s in seen:
             repeats += 1
             if repeats > allowed_repeats:
@@ -206,10 +263,10 @@ def _list_items(data: Any) -> list | None:
 
 def visionreasoner_score(text: Any, gt_boxes: Sequence[Sequence[float]], gt_points: Sequence[Sequence[float]],
                          image_hw: tuple[int, int] | None = None, resize: int | None = None,
-                         allowed_repeats: int = 0) -> dict[str, float]:
+                         allowed_repeats: int = 1) -> dict[str, float]:
     """VisionReasoner's multi-object rewards.
 
-    - ``format`` [0, 3]: think format (1) + (answer in ``<answer>`` tags) mean over answer items of
+    - ``format`` [0, 3]: think format (1) + (answer in ``<answer>`` tags, valid JSON as written) mean over items of
       ([valid ``bbox_2d``: 4 numbers] + [valid ``point_2d``: 2 numbers]); an
       empty list ``[]`` is well formed (2).
     - ``accuracy`` [0, 3]: M predictions × N targets, indicators inclusive-box
@@ -217,14 +274,21 @@ def visionreasoner_score(text: Any, gt_boxes: Sequence[Sequence[float]], gt_poin
       predicted box; Hungarian (``linear_sum_assignment``) on cost 3 − sum;
       (3·matches − matched cost) / max(M, N). M = N = 0 scores 3. A prediction
       item without a valid box and point scores 0 against every target.
-    - ``non_repeat`` {0, 1}: 0 if a sentence (text split at ".") repeats more
-      than ``allowed_repeats`` times in all (METHODS.md: 0; the public code: 1).
+    - ``non_repeat`` {0, 1}: 0 when the prose repeats sentences more than
+      ``allowed_repeats`` times in all: each sentence equal to an earlier one is
+      one repeat. Only prose counts (``sentences``: the text with its answer
+      JSON removed, split at "." but not at decimal points), so the numbers of
+      the answer are not sentences. Default 1, the public code's rule (VisionReasoner's
+      non-repeat reward is 0 once a second repeat is seen, so one repeat is
+      allowed); ``allowed_repeats=0``: no repeat at all. The public code splits the
+      whole text at every "."; seglib reads the prose only.
     """
     if len(gt_boxes) != len(gt_points):
         raise ValueError(f"visionreasoner_score: {len(gt_boxes)} gt boxes but {len(gt_points)} gt points")
     out = {"format": float(has_think_format(text)), "accuracy": 0.0,
            "non_repeat": _non_repeat(text, allowed_repeats) if isinstance(text, str) else 0.0}
-    items = _list_items(loads_json(answer_span(text), MAX_BOX_ANSWER_CHARS))
+    span = answer_span(text)
+    items = _list_items(loads_json(span, MAX_BOX_ANSWER_CHARS))
     if items is None:
         return out
     parsed = []
@@ -235,7 +299,7 @@ def visionreasoner_score(text: Any, gt_boxes: Sequence[Sequence[float]], gt_poin
         fmt += (box is not None) + (pt is not None)
         ok = box is not None and pt is not None and box[2] >= box[0] and box[3] >= box[1]
         parsed.append((box, pt) if ok else None)
-    if _tagged(text):
+    if _tagged(text) and _is_strict_json(span):
         out["format"] += fmt / len(items) if items else 2.0
     M, N = len(parsed), len(gt_boxes)
     if M == 0 and N == 0:
@@ -267,10 +331,10 @@ def star_tier(iou: float) -> int:
     return int(sum(iou > t for t in STAR_TIERS))
 
 
-def _star_format(text: Any, data: Any) -> float:
+def _star_format(text: Any, data: Any, span: str | None) -> float:
     items = _list_items(data)
     score = float(has_think_format(text))
-    if items is None or not _tagged(text):
+    if items is None or not _tagged(text) or not _is_strict_json(span):
         return score
     if not items:
         return score + 3.0
@@ -278,7 +342,8 @@ def _star_format(text: Any, data: Any) -> float:
     for item in items:
         if isinstance(item, dict):
             per += (as_numbers(item.get("bbox_2d"), 4) is not None) + (as_numbers(item.get("point_2d"), 2) is not None)
-            per += isinstance(item.get("label"), str) and bool(item.get("label"))
+            label = item.get("label")
+            per += isinstance(label, str) and bool(label.strip())
     return score + per / len(items)
 
 
@@ -296,42 +361,104 @@ def _mask_iou_matrix(pred: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarray
     return out
 
 
-def _star_accuracy(pred_masks: list[np.ndarray], m_total: int, gt_masks: list[np.ndarray]) -> tuple[float, float]:
+#: StAR accuracy formulas (``star_group_scores(formula=…)``) and the range of each component under each.
+STAR_FORMULAS = ("paper", "code_stage1", "code_stage2")
+STAR_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "paper": {"format": (0, 4), "accuracy": (0, 5), "count": (0, 1)},
+    "code_stage1": {"format": (0, 4), "accuracy": (0, 8), "count": (0, 1)},
+    "code_stage2": {"format": (0, 4), "accuracy": (0, 10), "count": (0, 0)},
+}
+
+
+def _box_point_hits(objs: Sequence[Any], gt_b: np.ndarray, gt_p: np.ndarray, gt_ok: np.ndarray) -> np.ndarray:
+    """(M, N) VisionReasoner indicators [box IoU > 0.5] + [mean L1 < 10 px] + [point within 30 px of the target's
+    point and inside its own box], objects and targets in one frame. An object without a point, or a target
+    without a box (empty mask), scores 0 on the terms it lacks."""
+    m, n = len(objs), len(gt_b)
+    pb = np.array([o.box for o in objs], float).reshape(m, 4)
+    iou = _box_iou_matrix(pb, gt_b) > SEGZERO_IOU_THRESHOLD
+    l1 = np.abs(pb[:, None, :] - gt_b[None, :, :]).mean(axis=2) < SEGZERO_L1_PX
+    near = np.zeros((m, n), bool)
+    for i, o in enumerate(objs):
+        if o.points and _inside(o.points[0], o.box):
+            near[i] = np.linalg.norm(gt_p - np.array(o.points[0], float)[None, :], axis=1) < VR_POINT_PX
+    return (iou.astype(float) + l1 + near) * gt_ok[None, :]
+
+
+def _star_accuracy(pred_masks: list[np.ndarray], m_total: int, gt_masks: list[np.ndarray], formula: str = "paper",
+                   hits: np.ndarray | None = None) -> tuple[float, float]:
     n = len(gt_masks)
+    top = STAR_RANGES[formula]["accuracy"][1]
     if m_total == 0 and n == 0:
-        return 5.0, 1.0
-    count = float(m_total == n)
+        return float(top), float(formula != "code_stage2")
+    count = float(m_total == n) if formula != "code_stage2" else 0.0
     if m_total == 0 or n == 0:
         return 0.0, count
-    tiers = np.vectorize(star_tier, otypes=[float])(_mask_iou_matrix(pred_masks, gt_masks))
-    total, _ = _hungarian_sum(tiers)
-    return total / max(m_total, n), count
+    gain = np.vectorize(star_tier, otypes=[float])(_mask_iou_matrix(pred_masks, gt_masks))
+    if formula == "code_stage1" and hits is not None:
+        gain = gain + hits[: gain.shape[0]]
+    total, _ = _hungarian_sum(gain)
+    acc = total / max(m_total, n)
+    return (2.0 * acc if formula == "code_stage2" else acc), count
 
 
 def star_group_scores(texts: Sequence[Any], gt_masks: Sequence[np.ndarray], segmenter: Any, image: np.ndarray,
-                      resize: int | None = None) -> list[dict[str, float]]:
+                      resize: int | None = None, formula: str = "paper",
+                      points_rule: str = "padded") -> list[dict[str, float]]:
     """StAR rewards for the G completions of one prompt: ONE ``set_image``, ONE ``predict_many``.
 
-    - ``format`` [0, 4]: think format (1) + (answer in ``<answer>`` tags) mean over items of ([valid ``bbox_2d``]
-      + [valid ``point_2d``] + [non-empty string ``label``]); ``[]`` is well formed (3).
-      The label counts here only.
-    - ``accuracy`` [0, 5]: each predicted object's mask comes from the segmenter
+    - ``format`` [0, 4]: think format (1) + (answer in ``<answer>`` tags, valid JSON as written) mean over items
+      of ([valid ``bbox_2d``] + [valid ``point_2d``] + [``label`` a string with a non-space character]);
+      ``[]`` is well formed (3). The label counts here only: a non-string label (e.g. ``3``) earns no
+      format credit but the object's box and point are still scored.
+    - ``accuracy``: each predicted object's mask comes from the segmenter
       prompted with its box + point (the segmenter keeps its arg-max-score mask);
-      tiers by mask IoU (``star_tier``), Hungarian over objects, sum / max(M, N).
-      An empty answer for an empty target scores 5; unparsable text scores 0.
-    - ``count`` {0, 1}: 1 when the answer parses and M = N (the count bonus).
+      gains per (object, target) pair, Hungarian over objects, sum / max(M, N).
+      ``formula`` picks the gain:
 
-    Objects are parsed by ``boxpoints.parse`` (either style); coordinates in the
-    frame ``resize`` (``None``: image pixels), clipped to the image.
+      * ``"paper"`` (default) [0, 5]: the tier of the mask IoU (``star_tier``).
+      * ``"code_stage1"`` [0, 8]: StAR's public stage-1 reward: tier + the three
+        VisionReasoner indicators (box IoU > 0.5, mean box L1 < 10 px, point
+        within 30 px of the target's point and inside its own box), the targets'
+        boxes and points taken from their masks (``box_from_mask``,
+        ``representative_points(k=1, rule=points_rule)``) in the model's frame.
+        With ``count`` the total is [0, 9], the public code's range.
+      * ``"code_stage2"`` [0, 10]: StAR's public stage-2 reward, 2 × (Hungarian
+        tier sum / max(M, N)); no count bonus.
+
+      An empty answer for an empty target scores the top of the range (the
+      paper: an empty ground truth rewards an empty answer; the public code
+      scores it 0 there, as its array code fails on empty lists); unparsable
+      text scores 0. An object without a point is segmented by its box alone
+      (the public code rejects the whole answer).
+    - ``count`` {0, 1}: 1 when the answer parses and M = N (the count bonus);
+      always 0 under ``"code_stage2"``.
+
+    ``STAR_RANGES[formula]`` lists the ranges. Objects are parsed by ``boxpoints.parse``
+    (either style, a non-string label dropped); coordinates in the frame ``resize``
+    (``None``: image pixels), clipped to the image for the segmenter.
     """
+    if formula not in STAR_FORMULAS:
+        raise ValueError(f"star_group_scores: formula must be one of {STAR_FORMULAS}, got {formula!r}")
     image = np.asarray(image)
     h, w = image.shape[:2]
     gts = [np.asarray(g, bool) for g in gt_masks]
-    datas, parsed, prompts, spans = [], [], [], []
+    gt_b = gt_p = gt_ok = None
+    if formula == "code_stage1" and gts:
+        from seglib.masks import box_from_mask, representative_points
+
+        gt_ok = np.array([bool(g.any()) for g in gts])
+        boxes = [box_from_mask(g) if ok else (0, 0, 0, 0) for g, ok in zip(gts, gt_ok)]
+        points = [representative_points(g, k=1, rule=points_rule)[0] if ok else (0, 0) for g, ok in zip(gts, gt_ok)]
+        gt_b = np.array([_to_frame(b, (h, w), resize) for b in boxes], float).reshape(-1, 4)
+        gt_p = np.array([_to_frame(p, (h, w), resize) for p in points], float).reshape(-1, 2)
+    datas, spans_text, parsed, prompts, spans = [], [], [], [], []
     for text in texts:
-        data = loads_json(answer_span(text), MAX_BOX_ANSWER_CHARS)
-        ans = boxpoints.parse_json_value(data)  # = boxpoints.parse(text), JSON decoded once
+        span = answer_span(text)
+        data = loads_json(span, MAX_BOX_ANSWER_CHARS)
+        ans = boxpoints.parse_json_value(data, strict_label=False)  # = boxpoints.parse(text), label kept out
         datas.append(data)
+        spans_text.append(span)
         parsed.append(ans)
         start = len(prompts)
         if ans is not None and ans.objects:
@@ -343,19 +470,22 @@ def star_group_scores(texts: Sequence[Any], gt_masks: Sequence[np.ndarray], segm
         segmenter.set_image(image)
         preds = segmenter.predict_many(prompts)
     out = []
-    for text, data, ans, (a, b) in zip(texts, datas, parsed, spans):
-        d = {"format": _star_format(text, data), "accuracy": 0.0, "count": 0.0}
+    for text, data, span, ans, (a, b) in zip(texts, datas, spans_text, parsed, spans):
+        d = {"format": _star_format(text, data, span), "accuracy": 0.0, "count": 0.0}
         if ans is not None:
             masks = [np.asarray(p.mask, bool) for p in preds[a:b]]
-            d["accuracy"], d["count"] = _star_accuracy(masks, len(ans.objects), gts)
+            hits = None
+            if gt_b is not None and masks:
+                hits = _box_point_hits(ans.objects[: len(masks)], gt_b, gt_p, gt_ok)
+            d["accuracy"], d["count"] = _star_accuracy(masks, len(ans.objects), gts, formula, hits)
         out.append(_finite(d))
     return out
 
 
 def star_score(text: Any, gt_masks: Sequence[np.ndarray], segmenter: Any, image: np.ndarray,
-               resize: int | None = None) -> dict[str, float]:
+               resize: int | None = None, formula: str = "paper", points_rule: str = "padded") -> dict[str, float]:
     """StAR rewards for one completion (see ``star_group_scores``)."""
-    return star_group_scores([text], gt_masks, segmenter, image, resize)[0]
+    return star_group_scores([text], gt_masks, segmenter, image, resize, formula, points_rule)[0]
 
 
 # =========================================================================== SimpleSeg

@@ -2,11 +2,19 @@
 
 Algorithm (``vote``; ``majority_vote`` returns only the chosen masks):
 
-1. Each sample is a list of object masks (0 or more); masks with no pixel are
-   dropped. If at least half of the N samples are then empty, the answer is
-   empty.
-2. K̂ = the most common object count among the non-empty samples; a tie goes to
-   the smaller count.
+1. Each sample is a list of object masks (0 or more), one per object its
+   answer names. A sample's object count is its number of masks, empty masks
+   included (StAR's public evaluation code counts the objects the answer names,
+   whatever the segmenter returned); a sample is an empty vote when it has no
+   mask. If at least half of the N samples are empty votes, the answer is
+   empty. ``count_empty_masks=False``: masks with no pixel are dropped first
+   (so a sample of empty masks is an empty vote). Masks with no pixel are never
+   clustered (they hold no pixel to vote with; the public code makes each one
+   a cluster of its own, as its IoU with anything is 0 there).
+2. K̂ = the most common object count among the samples with at least one
+   object. Ties between counts (``k_tie``): ``"smallest"`` (default) takes the
+   smallest of the tied counts; ``"first_seen"`` (StAR's public code,
+   ``Counter.most_common``) the tied count that appears first in sample order.
 3. Masks are clustered greedily in sample order (then object order within a
    sample): each mask joins the first existing cluster whose *first member* it
    overlaps with IoU ≥ ``iou_thr``, else starts a new cluster.
@@ -155,22 +163,30 @@ def _normalise_scores(masks_per_sample, scores_per_sample) -> list[list[float]]:
     return out
 
 
+K_TIES = ("smallest", "first_seen")
+
+
 def vote(
     masks_per_sample: Sequence[Sequence[np.ndarray]],
     scores_per_sample: Sequence[Sequence[float] | float] | None = None,
     iou_thr: float = 0.85,
     min_vote_ratio: float = 0.2,
     aggregate: str = "best",
+    count_empty_masks: bool = True,
+    k_tie: str = "smallest",
 ) -> VoteResult:
     """StAR's mask majority vote with everything a figure needs (see the module docstring).
 
     ``masks_per_sample[i]`` is the list of bool (H, W) object masks of sample i;
     ``scores_per_sample[i]`` is a list of one score per mask (e.g. the
     segmenter's predicted IoU), or one float for the whole sample, or the whole
-    argument ``None`` for equal scores.
+    argument ``None`` for equal scores. ``count_empty_masks`` (step 1) and
+    ``k_tie`` (step 2, one of ``K_TIES``): see the module docstring.
     """
     if aggregate not in ("best", "consensus"):
         raise ValueError(f"majority_vote: aggregate must be 'best' or 'consensus', got {aggregate!r}")
+    if k_tie not in K_TIES:
+        raise ValueError(f"majority_vote: k_tie must be one of {K_TIES}, got {k_tie!r}")
     n = len(masks_per_sample)
     scores = _normalise_scores(masks_per_sample, scores_per_sample)
 
@@ -190,6 +206,8 @@ def vote(
             if mask.any():
                 items.append((i, j, mask, score))
                 kept_here += 1
+            elif count_empty_masks:
+                kept_here += 1
         counts.append(kept_here)
 
     empty_union = None if shape is None else np.zeros(shape, bool)
@@ -197,10 +215,13 @@ def vote(
     if n == 0 or 2 * n_empty >= n:
         return VoteResult([], empty_union, 0, empty_majority=True, n_samples=n)
 
-    count_freq = Counter(c for c in counts if c > 0)
+    count_freq = Counter(c for c in counts if c > 0)  # insertion order = first seen
     best_freq = max(count_freq.values())
-    k_hat = min(c for c, f in count_freq.items() if f == best_freq)
+    tied = [c for c, f in count_freq.items() if f == best_freq]
+    k_hat = min(tied) if k_tie == "smallest" else tied[0]
 
+    if not items:  # every object mask was empty: nothing to choose
+        return VoteResult([], empty_union, k_hat, n_samples=n)
     iou = pairwise_iou([it[2] for it in items])
     firsts: list[int] = []  # item index of each cluster's first member
     member_items: list[list[int]] = []
@@ -261,12 +282,15 @@ def majority_vote(
     iou_thr: float = 0.85,
     min_vote_ratio: float = 0.2,
     aggregate: str = "best",
+    count_empty_masks: bool = True,
+    k_tie: str = "smallest",
 ) -> list[np.ndarray]:
     """StAR's mask majority vote: the chosen object masks (``[]`` = empty answer).
 
     Use ``vote`` for the union and the cluster assignment.
     """
-    return vote(masks_per_sample, scores_per_sample, iou_thr, min_vote_ratio, aggregate).masks
+    return vote(masks_per_sample, scores_per_sample, iou_thr, min_vote_ratio, aggregate, count_empty_masks,
+                k_tie).masks
 
 
 def majority_vote_union(

@@ -182,6 +182,40 @@ def test_points_always_on_mask(mask):
         assert mask[y, x]
 
 
+def test_points_segzero_code_rule_border_is_not_an_edge():
+    m = np.zeros((7, 7), bool)
+    m[:, 0:4] = True  # columns x = 0..3, all rows
+    # padded: depth min(x+1, 4-x, y+1, 7-y), max 2 first at (1, 1). Squared distances from (1, 1) sorted:
+    # 0, 1×4, 2×4, 4×2, 5×4, ... -> 14th and 15th of 28 are both 5: median √5. Beyond it (d² > 5), raster
+    # order: (3,3) d² 8 depth 1, (0,4) d² 10 depth 1, (1,4) d² 9 depth 2 = the max -> p2 (1, 4).
+    assert representative_points(m) == [(1, 1), (1, 4)]
+    # no padding: depth 4 - x (the only background is x ≥ 4), max 4 first at (0, 0). Squared distances
+    # from (0, 0): y² + {0, 1, 4, 9}; 14th and 15th of 28 are both 13: median √13. The first pixel of
+    # column 0 beyond it is (0, 4) (d² 16), depth 4 = the max -> p2 (0, 4).
+    assert representative_points(m, rule="segzero_code") == [(0, 0), (0, 4)]
+    assert representative_points(m, k=1, rule="segzero_code") == [(0, 0)]
+
+
+def test_points_segzero_code_rule_same_away_from_border():
+    m = np.zeros((7, 7), bool)
+    m[2:5, 2:5] = True  # 3×3 block inside the image: both rules see the same edges
+    # p1 (3, 3): depth 2 (background 2 px away on each side); distances from it: 0, 1×4, √2×4,
+    # median 1; beyond it the four corners, depth 1 each -> first (2, 2)
+    assert representative_points(m) == [(3, 3), (2, 2)]
+    assert representative_points(m, rule="segzero_code") == [(3, 3), (2, 2)]
+    with pytest.raises(ValueError, match="rule"):
+        representative_points(m, rule="edge")
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(bool, st.tuples(st.integers(1, 24), st.integers(1, 24))))
+def test_points_segzero_code_always_on_mask(mask):
+    if not mask.any():
+        return
+    for x, y in representative_points(mask, rule="segzero_code"):
+        assert mask[y, x]
+
+
 # ----------------------------------------------------------------- polygons
 
 

@@ -191,10 +191,12 @@ def test_visionreasoner_empty_and_format_cases():
 
 def test_visionreasoner_non_repeat():
     base = vr_text([])
-    assert rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [])["non_repeat"] == 0.0
-    s = rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [], allowed_repeats=1)
-    assert s["non_repeat"] == 1.0
-    s = rewards.visionreasoner_score("<think>Go. A. A. A.</think>" + base[17:], [], [], allowed_repeats=1)
+    # "Go. A. B. A.": sentences "<think>Go", "A", "B", "A" -> one repeat; the default (public code) allows one
+    assert rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [])["non_repeat"] == 1.0
+    s = rewards.visionreasoner_score("<think>Go. A. B. A.</think>" + base[17:], [], [], allowed_repeats=0)
+    assert s["non_repeat"] == 0.0
+    # "A. A. A.": the 2nd and 3rd "A" are two repeats -> 0 under the default
+    s = rewards.visionreasoner_score("<think>Go. A. A. A.</think>" + base[17:], [], [])
     assert s["non_repeat"] == 0.0
 
 
@@ -470,3 +472,157 @@ def test_rewards_in_range_on_arbitrary_text(text, prefix):
     assert_in_range([rewards.segzero_score(t, GT_BOX, GT_PTS, strict=False)], "segzero")
     assert_in_range([rewards.visionreasoner_score(t, [GT_BOX], [[2, 2]])], "visionreasoner")
     assert_in_range([rewards.simpleseg_score(t, [rect(16, 16, 1, 1, 5, 5)], (16, 16))], "simpleseg")
+
+
+# =========================================================================== rules matched to the public code
+def test_segzero_format_needs_valid_json():
+    # single-quoted pseudo-JSON: coordinates still read (box = GT, points on the GT points), no format credit
+    single = "<think>a</think><answer>{'bbox': [0, 0, 9, 9], 'points_1': [2, 2], 'points_2': [7, 7]}</answer>"
+    s = rewards.segzero_score(single, GT_BOX, GT_PTS)
+    assert s == {"think_format": 1.0, "answer_format": 0.0, "bbox_iou": 1.0, "bbox_l1": 1.0, "points": 1.0}
+    assert rewards.segzero_score(single, GT_BOX, GT_PTS, strict=False)["answer_format"] == 0.0
+    assert rewards.segzero_score(single, GT_BOX, GT_PTS, allow_extra_keys=True)["answer_format"] == 0.0
+    # the same answer in double quotes: full credit
+    assert rewards.segzero_score(single.replace("'", '"'), GT_BOX, GT_PTS)["answer_format"] == 1.0
+
+
+def test_segzero_strict_keys_exact_or_present():
+    label = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2], "points_2": [7,7], "label": "cat"}</answer>'
+    assert rewards.segzero_score(label, GT_BOX, GT_PTS)["answer_format"] == 0.0  # paper: exactly the three keys
+    assert rewards.segzero_score(label, GT_BOX, GT_PTS, allow_extra_keys=True)["answer_format"] == 1.0
+    missing = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2], "label": "cat"}</answer>'
+    assert rewards.segzero_score(missing, GT_BOX, GT_PTS, allow_extra_keys=True)["answer_format"] == 0.0
+    text_pt = '<think>a</think><answer>{"bbox": [0,0,9,9], "points_1": [2,2], "points_2": ["7",7]}</answer>'
+    assert rewards.segzero_score(text_pt, GT_BOX, GT_PTS, allow_extra_keys=True)["answer_format"] == 0.0
+
+
+def test_non_repeat_reads_prose_only():
+    # the answer's decimals are not sentences: split at every "." the JSON below would give
+    # "[10", "5,10", "5,10", "5,10", "5]…" -> "5,10" twice repeated -> 0; the prose "<think>One object" has none
+    t = '<think>One object.</think><answer>[{"bbox_2d":[10.5,10.5,10.5,10.5],"point_2d":[10.5,10.5]}]</answer>'
+    assert rewards.visionreasoner_score(t, [], [])["non_repeat"] == 1.0
+    assert rewards.visionreasoner_score(t, [], [], allowed_repeats=0)["non_repeat"] == 1.0
+    issue = '<think>ok</think><answer>[{"bbox_2d":[10.5,10.5,20.5,20.5],"point_2d":[15,15]}]</answer>'
+    assert rewards.visionreasoner_score(issue, [], [], allowed_repeats=0)["non_repeat"] == 1.0
+    # decimals inside prose do not end sentences: "At 1.5 and 2.5", "At 3.5 and 4.5" differ (split at every
+    # "." they would give "5" three times)
+    t = '<think>Go. At 1.5 and 2.5. At 3.5 and 4.5.</think><answer>[]</answer>'
+    assert rewards.sentences(t) == ["<think>Go", "At 1.5 and 2.5", "At 3.5 and 4.5", "</think>"]
+    assert rewards.visionreasoner_score(t, [], [], allowed_repeats=0)["non_repeat"] == 1.0
+    # an unclosed (truncated) answer is removed to the end; a bare JSON answer after </think> too
+    assert rewards.sentences('<think>A.</think><answer>[{"bbox_2d":[1.5,1.5') == ["<think>A", "</think>"]
+    assert rewards.sentences('<think>A. B.</think>[{"bbox_2d": [1.5, 2.5, 3, 4]}]') == ["<think>A", "B", "</think>"]
+    # prose repeats still count: "X" three times after "<think>X" -> "X", "X" are 2 repeats
+    t = '<think>X. X. X.</think><answer>[]</answer>'
+    assert rewards.sentences(t) == ["<think>X", "X", "X", "</think>"]
+    assert rewards.visionreasoner_score(t, [], [])["non_repeat"] == 1.0  # one repeat ("X" again): allowed
+    t = '<think>X. X. X. X.</think><answer>[]</answer>'  # "X" ×3 after "<think>X": 2 repeats
+    assert rewards.visionreasoner_score(t, [], [])["non_repeat"] == 0.0
+
+
+def test_star_non_string_and_blank_labels_only_cost_format():
+    h, w = 40, 60
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = [rect(h, w, 0, 0, 9, 9)]
+    seg = FakeSegmenter()
+    # label 3: think 1 + box 1 + point 1 + label 0 = 3; the box is exact (fake segmenter fills it) -> tier 5; M = N
+    three = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": 3}])
+    assert rewards.star_score(three, gt, seg, image) == {"format": 3.0, "accuracy": 5.0, "count": 1.0}
+    blank = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": "  \n"}])
+    assert rewards.star_score(blank, gt, seg, image) == {"format": 3.0, "accuracy": 5.0, "count": 1.0}
+    # single-quoted JSON: think 1 only for format, accuracy still read
+    single = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": "a"}]).replace('"', "'")
+    assert rewards.star_score(single, gt, seg, image) == {"format": 1.0, "accuracy": 5.0, "count": 1.0}
+
+
+def test_star_public_formulas_by_hand():
+    h, w = 40, 60
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = [rect(h, w, 0, 0, 9, 9), rect(h, w, 30, 10, 49, 29)]  # A, B
+    # target boxes from the masks: A (0,0,9,9), B (30,10,49,29); target points (padded rule, k=1):
+    # A: depth min(x+1, 10-x, y+1, 10-y) = 5 first at (4, 4); B: min(x-29, 50-x, y-9, 30-y) = 10 first at (39, 19)
+    seg = FakeSegmenter()
+    texts = [
+        vr_text([{"bbox_2d": [30, 10, 49, 29], "point_2d": [40, 20], "label": "b"},
+                 {"bbox_2d": [0, 0, 9, 7], "point_2d": [4, 4], "label": "a"}]),
+        vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [4, 4], "label": "a"}]),
+        vr_text([]),
+    ]
+    s1 = rewards.star_group_scores(texts, gt, seg, image, formula="code_stage1")
+    # text 0: b-B tier 5 + IoU 1 + L1 0 + point (40,20) inside, √2 from (39,19) -> 8;
+    #         a-A mask IoU 80/100 = 0.8 -> tier 3, box IoU 0.8 -> 1, L1 (0+0+0+2)/4 = 0.5 -> 1, point 0 px -> 1: 6;
+    #         cross pairs 0 (IoU 0, L1 ≥ 25, points far) -> (8 + 6) / 2 = 7, count 1 (total 8)
+    assert s1[0] == {"format": 4.0, "accuracy": 7.0, "count": 1.0}
+    assert s1[1] == {"format": 4.0, "accuracy": 4.0, "count": 0.0}  # 8 / max(1, 2)
+    assert s1[2] == {"format": 4.0, "accuracy": 0.0, "count": 0.0}
+    s2 = rewards.star_group_scores(texts, gt, seg, image, formula="code_stage2")
+    assert s2[0] == {"format": 4.0, "accuracy": 8.0, "count": 0.0}  # 2 × (5 + 3) / 2
+    assert s2[1] == {"format": 4.0, "accuracy": 5.0, "count": 0.0}  # 2 × 5 / 2
+    # empty answer, empty target: the top of each range
+    assert rewards.star_score(vr_text([]), [], seg, image, formula="code_stage1") == {
+        "format": 4.0, "accuracy": 8.0, "count": 1.0}
+    assert rewards.star_score(vr_text([]), [], seg, image, formula="code_stage2") == {
+        "format": 4.0, "accuracy": 10.0, "count": 0.0}
+    # a point outside its own box loses the point term only: 5 + 1 + 1 + 0 = 7
+    out = vr_text([{"bbox_2d": [0, 0, 9, 9], "point_2d": [20, 20], "label": "a"}])
+    assert rewards.star_score(out, gt[:1], seg, image, formula="code_stage1")["accuracy"] == 7.0
+    # no point at all: segmented by the box; 5 + 1 + 1 + 0 = 7
+    nopt = vr_text([{"bbox_2d": [0, 0, 9, 9], "label": "a"}])
+    assert rewards.star_score(nopt, gt[:1], seg, image, formula="code_stage1")["accuracy"] == 7.0
+    with pytest.raises(ValueError):
+        rewards.star_score(nopt, gt, seg, image, formula="stage3")
+
+
+def test_star_formulas_stay_in_range_on_hostile_text():
+    h = w = 48
+    image = np.zeros((h, w, 3), np.uint8)
+    gt = [rect(h, w, 1, 2, 30, 40), rect(h, w, 35, 35, 47, 47)]
+    seg = FakeSegmenter()
+    for formula, ranges in rewards.STAR_RANGES.items():
+        scores = rewards.star_group_scores(TEXTS[::10], gt, seg, image, formula=formula)
+        for sc in scores:
+            for key, v in sc.items():
+                lo, hi = ranges[key]
+                assert isinstance(v, float) and math.isfinite(v) and lo <= v <= hi, (formula, key, v)
+        assert max(sc["accuracy"] for sc in scores) > 0
+
+
+def test_points_rule_reaches_boxpoints_targets_and_rows():
+    from seglib.paradigms import boxpoints
+
+    m = np.zeros((7, 7), bool)
+    m[:, 0:4] = True  # see tests/test_masks.py: padded (1,1),(1,4); Seg-Zero's code (0,0),(0,4)
+    (obj,) = boxpoints.objects_from_masks([m])
+    assert obj.box == (0.0, 0.0, 3.0, 6.0) and obj.points == ((1.0, 1.0), (1.0, 4.0))
+    (obj,) = boxpoints.objects_from_masks([m], points_rule="segzero_code")
+    assert obj.points == ((0.0, 0.0), (0.0, 4.0))
+    text = boxpoints.target_text([obj], 7, 7)
+    assert '"points_1": [0, 0], "points_2": [0, 4]' in text
+
+
+def test_parser_can_drop_a_non_string_label():
+    from seglib.paradigms import boxpoints
+
+    data = [{"bbox_2d": [1, 2, 3, 4], "point_2d": [2, 3], "label": 7}]
+    assert boxpoints.parse_json_value(data) is None  # the parser's default: malformed
+    ans = boxpoints.parse_json_value(data, strict_label=False)
+    assert ans.objects[0].box == (1, 2, 3, 4) and ans.objects[0].points == ((2, 3),) and ans.objects[0].label is None
+
+
+def test_points_rule_reaches_grpo_rows_and_sft_targets(tmp_path):
+    from PIL import Image
+
+    from seglib.data import Sample
+    from seglib.train.grpo import grpo_rows
+    from seglib.train.sft import prompt_and_target
+
+    m = np.zeros((7, 7), bool)
+    m[:, 0:4] = True  # padded (1,1),(1,4); Seg-Zero's code (0,0),(0,4)
+    Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(tmp_path / "im.png")
+    s = Sample(sample_id="s0", image_path=str(tmp_path / "im.png"), query="the block", kind="referring",
+               split="train", height=7, width=7, target_rles=[encode_rle(m)])
+    assert grpo_rows("boxpoints", [s])[0]["gt_points"] == [[1.0, 1.0], [1.0, 4.0]]
+    (row,) = grpo_rows("boxpoints", [s], {"points_rule": "segzero_code"})
+    assert row["gt_box"] == [0.0, 0.0, 3.0, 6.0] and row["gt_points"] == [[0.0, 0.0], [0.0, 4.0]]
+    _, target = prompt_and_target("boxpoints", s, {"points_rule": "segzero_code"})
+    assert '"points_1": [0, 0], "points_2": [0, 4]' in target

@@ -52,8 +52,11 @@ def test_empty_majority():
     res = vote([[A], [], [A], []], None)
     assert res.masks == [] and res.empty_majority and res.k_hat == 0
     assert res.union is not None and not res.union.any()
-    # zero-pixel masks count as predicting nothing
-    assert majority_vote([[A], [EMPTY], []], None) == []
+    # a zero-pixel mask is still an object the answer named (StAR's code): counts 1, 1, 0 -> 1 empty of 3 -> A
+    masks = majority_vote([[A], [EMPTY], []], None)
+    assert len(masks) == 1 and same(masks[0], A)
+    # dropping zero-pixel masks first: counts 1, 0, 0 -> 2 empty of 3 -> empty answer
+    assert majority_vote([[A], [EMPTY], []], None, count_empty_masks=False) == []
     # fewer than half empty → A
     masks = majority_vote([[A], [], [A]], None)
     assert len(masks) == 1 and same(masks[0], A)
@@ -157,3 +160,32 @@ def test_pairwise_iou_many_masks(m):
     iou = pairwise_iou(masks)
     expected = np.array([[mask_iou(a, b) for b in masks] for a in masks])
     assert np.allclose(iou, expected, atol=1e-12, rtol=0)
+
+
+def test_empty_masks_count_for_k_hat_but_are_not_clustered():
+    samples = [[A, EMPTY], [A, EMPTY], [A, B]]
+    # counts 2, 2, 2 -> K̂ 2; clusters A (3 votes) and B (1 vote, 1/3 ≥ 0.2); the empty masks join none
+    res = vote(samples, None)
+    assert res.k_hat == 2 and [c.votes for c in res.clusters] == [3, 1]
+    assert len(res.masks) == 2 and same(res.masks[0], A) and same(res.masks[1], B)
+    assert res.cluster_of(0, 1) is None
+    # dropped first: counts 1, 1, 2 -> K̂ 1 -> A alone
+    res = vote(samples, None, count_empty_masks=False)
+    assert res.k_hat == 1 and len(res.masks) == 1 and same(res.masks[0], A)
+    # every named object came back empty: K̂ 1 (counts 1, 1), nothing to choose, not the empty-vote rule
+    res = vote([[EMPTY], [EMPTY]], None)
+    assert res.k_hat == 1 and res.masks == [] and not res.empty_majority and not res.union.any()
+    res = vote([[EMPTY], [EMPTY]], None, count_empty_masks=False)
+    assert res.k_hat == 0 and res.empty_majority
+
+
+def test_k_hat_tie_first_seen_option():
+    samples = [[A, B], [A], [A, B], [A]]  # counts 2, 1, 2, 1: a tie, 2 seen first
+    res = vote(samples, None)
+    assert res.k_hat == 1 and len(res.masks) == 1 and same(res.masks[0], A)  # smallest
+    res = vote(samples, None, k_tie="first_seen")
+    assert res.k_hat == 2 and len(res.masks) == 2 and same(res.masks[0], A) and same(res.masks[1], B)
+    res = vote([[A], [A, B], [A], [A, B]], None, k_tie="first_seen")
+    assert res.k_hat == 1
+    with pytest.raises(ValueError, match="k_tie"):
+        vote(samples, None, k_tie="largest")

@@ -30,7 +30,8 @@ Parser rules (``parse`` never raises, never evals; ``None`` = malformed):
   - JSON, or JSON written with single quotes; NaN/Infinity, non-numbers, bools,
     non-finite or ``|v| > 1e5`` coordinates → ``None``;
   - a box with ``x1 < x0`` or ``y1 < y0`` → ``None`` (corners are not reordered);
-  - extra keys are ignored; a non-string ``label`` → ``None``;
+  - extra keys are ignored; a non-string ``label`` → ``None`` (``parse_json_value(…, strict_label=False)``
+    drops such a label instead and keeps the object: the StAR reward scores its box and point);
   - any malformed object makes the whole answer ``None`` (no partial answers);
   - coordinates outside the image are kept by ``parse`` (it does not know the
     image) and clipped to the image by ``decode``.
@@ -98,10 +99,13 @@ def prompt(sample_or_query: Any, style: str = "segzero", template: str | None = 
     return PROMPT_TEMPLATES[key].format(query=query)
 
 
-def objects_from_masks(masks: Sequence[np.ndarray], n_points: int = 2, label: str | None = None) -> list[BoxPoints]:
+def objects_from_masks(masks: Sequence[np.ndarray], n_points: int = 2, label: str | None = None,
+                       points_rule: str = "padded") -> list[BoxPoints]:
     """Ground-truth objects in image pixels: inclusive box and Seg-Zero's representative points per mask.
 
     Empty masks are skipped. ``n_points``: 2 (Seg-Zero) or 1 (VisionReasoner / StAR).
+    ``points_rule``: ``seglib.masks.representative_points``'s ``rule`` ("padded", or
+    "segzero_code" for Seg-Zero's public data-preparation code).
     """
     from seglib.masks import box_from_mask, representative_points
 
@@ -110,7 +114,7 @@ def objects_from_masks(masks: Sequence[np.ndarray], n_points: int = 2, label: st
         if not np.asarray(m).any():
             continue
         box = tuple(float(v) for v in box_from_mask(m))
-        pts = tuple((float(x), float(y)) for x, y in representative_points(m, k=n_points))
+        pts = tuple((float(x), float(y)) for x, y in representative_points(m, k=n_points, rule=points_rule))
         out.append(BoxPoints(box=box, points=pts, label=label))  # type: ignore[arg-type]
     return out
 
@@ -167,16 +171,19 @@ def target_text(objects: Sequence[BoxPoints], width: int, height: int, style: st
 
 
 def target_for_sample(sample: Any, style: str | None = None, resize: int | None = None, think: bool = True,
-                      compact: bool = False, n_points: int | None = None, label: str | None = None) -> str:
+                      compact: bool = False, n_points: int | None = None, label: str | None = None,
+                      points_rule: str = "padded") -> str:
     """``target_text`` for a ``seglib.data.Sample``.
 
     ``style=None`` picks ``segzero`` for one target and ``list`` otherwise.
     ``n_points`` defaults to 2 for segzero and 1 for list (the papers' choices).
+    ``points_rule``: how the points are taken (``objects_from_masks``); an SFT
+    options key like the others.
     """
     masks = sample.target_masks()
     style = style or ("segzero" if len(masks) == 1 else "list")
     n_points = n_points or (2 if style == "segzero" else 1)
-    objs = objects_from_masks(masks, n_points=n_points, label=label)
+    objs = objects_from_masks(masks, n_points=n_points, label=label, points_rule=points_rule)
     return target_text(objs, sample.width, sample.height, style=style, resize=resize, think=think, compact=compact)
 
 
@@ -188,7 +195,7 @@ def _valid_box(v: Any) -> tuple[float, float, float, float] | None:
     return box  # type: ignore[return-value]
 
 
-def _parse_item(item: Any) -> BoxPoints | None:
+def _parse_item(item: Any, strict_label: bool = True) -> BoxPoints | None:
     if not isinstance(item, dict):
         return None
     box = _valid_box(item.get("bbox_2d"))
@@ -202,12 +209,18 @@ def _parse_item(item: Any) -> BoxPoints | None:
         points = (p,)
     label = item.get("label")
     if label is not None and not isinstance(label, str):
-        return None
+        if strict_label:
+            return None
+        label = None
     return BoxPoints(box=box, points=points, label=label)
 
 
-def parse_json_value(data: Any) -> Answer | None:
-    """Structure already-decoded JSON (``dict`` = segzero style, ``list`` = list style), or ``None``."""
+def parse_json_value(data: Any, strict_label: bool = True) -> Answer | None:
+    """Structure already-decoded JSON (``dict`` = segzero style, ``list`` = list style), or ``None``.
+
+    ``strict_label=False``: a non-string ``label`` is dropped (``label=None``) instead of
+    making the answer ``None``.
+    """
     if isinstance(data, dict) and "bbox" in data:
         box = _valid_box(data.get("bbox"))
         if box is None:
@@ -225,7 +238,7 @@ def parse_json_value(data: Any) -> Answer | None:
     if isinstance(data, list):
         objs = []
         for item in data:
-            obj = _parse_item(item)
+            obj = _parse_item(item, strict_label)
             if obj is None:
                 return None
             objs.append(obj)

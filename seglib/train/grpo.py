@@ -611,7 +611,8 @@ def grpo_rows(paradigm: str, samples: Sequence[Any], options: dict | None = None
             row = {**base, "prompt": text, "image": spec.policy_image(s.image())}
             if paradigm == "boxpoints":
                 style = opts.get("style") or ("segzero" if len(s.target_rles) == 1 else "list")
-                objs = boxpoints.objects_from_masks(s.target_masks(), n_points=2 if style == "segzero" else 1)
+                objs = boxpoints.objects_from_masks(s.target_masks(), n_points=2 if style == "segzero" else 1,
+                                                    points_rule=opts.get("points_rule", "padded"))
                 row["style"] = style
                 if style == "segzero":
                     row["gt_box"], row["gt_points"] = list(objs[0].box), [list(p) for p in objs[0].points]
