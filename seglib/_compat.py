@@ -40,3 +40,26 @@ def ensure_torchvision_importable() -> None:
         except RuntimeError:  # already declared by an earlier attempt
             pass
     import torchvision  # noqa: F401,F811
+
+
+# Library notices about the libraries' own internals, which seglib cannot change: each is matched exactly,
+# so a new warning still shows. (Warnings caused by seglib's own calls are fixed at the call instead.)
+_LIBRARY_WARNINGS = (
+    # trl's generation context reads the deprecated model property itself (trl/models/utils.py)
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+)
+_LIBRARY_LOG_LINES = {
+    # transformers' checkpoint sorter on filesystems whose mtimes are coarse; it then sorts by step, as seglib wants
+    "transformers.trainer_utils": ("mtime may not be reliable on this filesystem",),
+}
+
+
+def quiet_library_notices() -> None:
+    """Filter the library notices listed above, in this one place."""
+    import logging
+    import warnings
+
+    for category, message in _LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name, lines in _LIBRARY_LOG_LINES.items():
+        logging.getLogger(name).addFilter(lambda record, lines=lines: not any(l in record.getMessage() for l in lines))
