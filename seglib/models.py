@@ -339,18 +339,25 @@ ADAPTER_MODES = ("frozen", "trainable", "merge")
 
 
 def _set_max_pixels(processor, max_pixels: int | None) -> None:
-    """Cap the image processor's pixel budget (Qwen-style dynamic resolution); other processors are left alone."""
+    """Cap a dynamic-resolution image processor (Qwen-style ``size["longest_edge"]``, in pixels per image).
+
+    Processors with a fixed input size (the tiny llava's CLIP) are left alone.
+    The cap is kept when the processor is saved with a checkpoint.
+    """
     if max_pixels is None:
         return
     ip = getattr(processor, "image_processor", None)
-    if ip is None or getattr(ip, "max_pixels", None) is None:
+    size = getattr(ip, "size", None)
+    try:
+        longest, shortest = size["longest_edge"], size["shortest_edge"]
+    except (TypeError, KeyError):
+        return
+    if longest is None or getattr(ip, "merge_size", None) is None:
         return
     max_pixels = int(max_pixels)
-    if max_pixels < int(getattr(ip, "min_pixels", 0) or 0):
-        raise ValueError(f"max_pixels {max_pixels} is below the processor's min_pixels {ip.min_pixels}")
-    ip.max_pixels = max_pixels
-    if isinstance(getattr(ip, "size", None), dict) and "longest_edge" in ip.size:
-        ip.size = {**ip.size, "longest_edge": max_pixels}
+    if max_pixels < int(shortest or 0):
+        raise ValueError(f"max_pixels {max_pixels} is below the processor's min_pixels {shortest}")
+    size["longest_edge"] = max_pixels
 
 
 def load_policy(
