@@ -253,8 +253,13 @@ def read_trajectories(path: str | os.PathLike) -> list[Trajectory]:
     return [Trajectory.from_json(r) for r in _read_lines(path)[0]]
 
 
-def target_key(sample: Any) -> tuple:
-    """What F_sim's trajectory depends on: the image, its size and the target masks (not the query)."""
+def target_key(sample: Any) -> tuple | None:
+    """What F_sim's trajectory depends on: the image, its size and the target masks (not the query).
+
+    None for a sample without ``image_path`` / ``target_rles`` (it is simulated on its own).
+    """
+    if getattr(sample, "image_path", None) is None or getattr(sample, "target_rles", None) is None:
+        return None
     rles = json.dumps(sample.target_rles, sort_keys=True, default=str)
     return (str(sample.image_path), int(sample.height), int(sample.width), rles)
 
@@ -313,13 +318,13 @@ def simulate_split(
                 summary["skipped_done"] += 1
                 continue
             key = target_key(s)
-            if key in simulated:
+            if key is not None and key in simulated:
                 traj = Trajectory.from_json({**simulated[key].to_json(), "sample_id": str(s.sample_id)})
                 summary["shared"] += 1
             else:
                 traj = simulate(s, segmenter, max_clicks=max_clicks, tau_stop=tau_stop, tau_diff=tau_diff,
                                 start=start, seed=seed, gain_rule=gain_rule)
-                if traj is not None:
+                if traj is not None and key is not None:
                     simulated[key] = traj
             if traj is None:
                 summary["skipped_empty"] += 1

@@ -173,7 +173,7 @@ def test_simulate_split_writes_resumes_and_tolerates_a_torn_line(tmp_path):
         fh.write('{"sample_id": "s2", "ste')  # interrupted mid-write
     seg2 = Scripted([rows_mask(10)])
     out = simulate_split(samples, seg2, path, progress=False)
-    assert out == {"written": 2, "skipped_done": 2, "skipped_empty": 1, "path": str(path)}
+    assert out == {"written": 2, "skipped_done": 2, "skipped_empty": 1, "shared": 0, "path": str(path)}
     assert len(seg2.calls) == 2  # only s2 and s3 were simulated
     trajs = read_trajectories(path)
     assert [t.sample_id for t in trajs] == ["s0", "s1", "s2", "s3"]
