@@ -458,9 +458,13 @@ def train_grpo(
     weights = [float(p.reward_weights.get(c, 1.0)) for c in components]
     rewards = ComponentRewards(scorer, components)
 
+    import os
+
     from accelerate import PartialState
 
-    world = PartialState().num_processes
+    # the launcher's world size; an accelerate state already set up (the CLI's) knows it too. Not created here:
+    # creating it would fix its settings before the trainer's own (use_cpu) are applied.
+    world = PartialState().num_processes if PartialState._shared_state else int(os.environ.get("WORLD_SIZE", "1"))
     per_device, accum = batch_layout(p.prompts_per_step, p.num_generations, world, p.micro_batch)
     if p.rest_keep is not None and (p.prompts_per_step * p.rest_keep) % accum:
         raise ValueError(f"REST keeps {p.prompts_per_step} x {p.rest_keep} rollouts, which do not split into "
