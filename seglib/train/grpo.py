@@ -500,7 +500,7 @@ def train_grpo(
         seed=p.seed,
         use_cpu=(device == "cpu"),
         bf16=p.bf16 or (device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
-        gradient_checkpointing=p.gradient_checkpointing or device != "cpu",
+        activation_checkpointing=p.gradient_checkpointing or device != "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
         use_vllm=p.use_vllm,

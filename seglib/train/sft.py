@@ -55,6 +55,9 @@ class SFTSettings:
     dense_box_bins: int = 28  # bins per box coordinate in the dense loss (0 = L1 on [0, 1])
     target_weight: float = 0.0  # BCE "this image token holds the queried target", read from the LM's last layer
     bf16: bool = False
+    # recompute activations in the backward pass: saves GPU memory, costs time. None = on with CUDA, off on CPU
+    # (trl's configs default it on; on a CPU that only slows the step)
+    activation_checkpointing: bool | None = None
     seed: int = 0
     extra: dict = field(default_factory=dict)  # any other SFTConfig field
 
@@ -398,6 +401,8 @@ def train_sft(
         completion_only_loss=True,
         max_length=None,
         bf16=settings.bf16,
+        activation_checkpointing=(torch.cuda.is_available() if settings.activation_checkpointing is None
+                                  else settings.activation_checkpointing),
         use_cpu=not torch.cuda.is_available(),
         seed=settings.seed,
         data_seed=settings.seed,
