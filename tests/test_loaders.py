@@ -165,3 +165,32 @@ def test_prepare_dataset_from_refcoco_with_reasonseg(tmp_path):
         ("val_reasoning", "reasoning", "what would you sit on?"), ("val_reasoning", "reasoning", "the chair")]
     assert samples[0].target_boxes() == [[2, 3, 9, 7]] and samples[0].image().shape == (H, W, 3)
     assert "ignore_rles" in samples[3].meta
+
+
+def test_check_images_reports_every_broken_image_at_once(tmp_path):
+    from PIL import Image
+
+    from seglib.data import DataError, Sample, check_images
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (4, 3)).save(good)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:20])
+    wrong_size = tmp_path / "wrong.png"
+    Image.new("RGB", (5, 3)).save(wrong_size)
+    missing = tmp_path / "missing.png"
+    samples = [Sample(f"s{i}", str(p), "q", "referring", "train", 3, 4)
+               for i, p in enumerate([good, truncated, good, wrong_size, missing])]
+    with pytest.raises(DataError) as err:
+        check_images(samples)
+    msg = str(err.value)
+    assert msg.startswith("3 of 4 images cannot be used")  # good.png appears twice and is read once
+    assert all(str(p) in msg for p in (truncated, wrong_size, missing)) and f"{good}:" not in msg
+    assert check_images(samples[:1] + samples[2:3]) == 1
+
+
+def test_missing_dataset_says_run_notebook_01_first(tmp_path):
+    from seglib.data import DataError, load_samples
+
+    with pytest.raises(DataError, match="Run notebook 01"):
+        load_samples(tmp_path / "data")

@@ -145,6 +145,29 @@ def read_image(path: str | Path, what: str = "", expect_hw: tuple[int, int] | No
     return arr
 
 
+def check_images(samples: Iterable["Sample"], max_listed: int = 20) -> int:
+    """Open every distinct image of ``samples`` once and report all bad ones together.
+
+    Raises DataError listing each missing, unreadable or wrongly sized file (up to ``max_listed``,
+    then a count), so a dataset with several broken images is mended in one pass, not one per rerun.
+    Returns the number of images checked.
+    """
+    problems, seen = [], {}
+    for s in samples:
+        if s.image_path in seen:
+            continue
+        seen[s.image_path] = True
+        try:
+            read_image(s.image_path, what=f"sample {s.sample_id}", expect_hw=(s.height, s.width))
+        except DataError as err:
+            problems.append(str(err))
+    if problems:
+        listed = "\n  ".join(problems[:max_listed])
+        more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+        raise DataError(f"{len(problems)} of {len(seen)} images cannot be used:\n  {listed}{more}")
+    return len(seen)
+
+
 def mask_to_rle(mask: np.ndarray) -> dict:
     """COCO compressed RLE of a bool mask, ``counts`` as str (json-ready)."""
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
@@ -291,6 +314,9 @@ def load_samples(data_dir: str | Path, split: str | Iterable[str] | None = None)
     """
     data_dir = Path(data_dir)
     inst_path, refs_path = data_dir / "instances.json", data_dir / "refs.json"
+    if not inst_path.is_file() and not refs_path.is_file():
+        raise DataError(f"{data_dir}: no dataset here (no instances.json or refs.json). Run notebook 01 "
+                        "(01_data_prep) for this run folder first, or point run_dir at a run that has data/.")
     instances, refs = _read_json(inst_path), _read_json(refs_path)
     if not isinstance(instances, dict) or not all(k in instances for k in ("images", "annotations")):
         raise DataError(f"{inst_path}: expected a COCO object with 'images' and 'annotations'")
@@ -610,6 +636,7 @@ __all__ = [
     "NO_TARGET_ID",
     "Sample",
     "box_of",
+    "check_images",
     "dataset_statistics",
     "file_split",
     "gallery_samples",
