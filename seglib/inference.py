@@ -186,7 +186,9 @@ class PolicySpec:
     given); ``resize_image``: with ``resize``, whether the policy also sees the
     image resized to ``resize × resize`` (Seg-Zero) or sees it as given and
     writes coordinates on the coarser ``resize`` grid (the tiny policy's
-    choice); ``prm``: clicks policy writes ``Current IoU: …`` first.
+    choice); ``prm``: clicks policy writes ``Current IoU: …`` first;
+    ``outline``: polygon answers decoded with the 1-px outline added
+    (``seglib.paradigms.polygon.decode``; False = pycocotools alone, the paper's).
     """
 
     paradigm: str
@@ -195,6 +197,7 @@ class PolicySpec:
     resize: int | None = None
     prm: bool = False
     resize_image: bool = True
+    outline: bool = False
 
     def policy_image(self, image: np.ndarray) -> np.ndarray:
         """The image as the policy sees it (Seg-Zero's ``resize × resize`` copy for boxpoints, else as given)."""
@@ -251,7 +254,8 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
             for block in (data, data.get("task") if isinstance(data, dict) else None):
                 if isinstance(block, dict):
                     block = {_TASK_ALIASES.get(k, k): v for k, v in block.items()}
-                    found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "resize_image", "prm")
+                    found.update({k: block[k] for k in ("paradigm", "template", "style", "resize", "resize_image", "prm",
+                                                        "outline")
                                   if k in block and k not in found})
     parts = checkpoint_dir.name.split("-")
     tail = parts[1] if len(parts) > 1 else parts[0]
@@ -346,7 +350,7 @@ def decode_text(text: str, spec: PolicySpec, height: int, width: int, segmenter:
         return Decoded(to_jsonable(answer), True, [np.asarray(p.mask, bool) for p in preds],
                        [float(p.score) for p in preds], [[int(v) for v in o.box] for o in objects])
     if spec.paradigm == "polygon":
-        m = mod.decode(answer, height, width)
+        m = mod.decode(answer, height, width, outline=spec.outline)
         return Decoded(to_jsonable(answer), True, [m] if m.any() else [], [1.0] if m.any() else [])
     raise ValueError(f"decode_text: {spec.paradigm!r} is stepped; use the clicks runner")
 

@@ -495,7 +495,7 @@ def _centroid(mask: np.ndarray) -> np.ndarray | None:
 
 
 def simpleseg_score(text: Any, gt_masks: Sequence[np.ndarray], size: tuple[int, int],
-                    reject_self_intersecting: bool = False) -> dict[str, float]:
+                    reject_self_intersecting: bool = False, outline: bool = False) -> dict[str, float]:
     """SimpleSeg rewards, each in [0, 1].
 
     - ``iou``: mask IoU of the union of the rasterised polygons against the
@@ -506,7 +506,9 @@ def simpleseg_score(text: Any, gt_masks: Sequence[np.ndarray], size: tuple[int, 
     - ``format``: 1 if the text parses as a well-formed polygon list
       (``polygon.parse`` rules).
 
-    ``size`` = (height, width) of the image.
+    ``size`` = (height, width) of the image. ``outline``: how the polygons
+    are rasterised (``polygon.decode``): False (default) is pycocotools alone,
+    as the paper's code; True adds each polygon's edges 1 px wide.
     """
     h, w = int(size[0]), int(size[1])
     out = {"iou": 0.0, "centroid": 0.0, "format": 0.0}
@@ -514,7 +516,7 @@ def simpleseg_score(text: Any, gt_masks: Sequence[np.ndarray], size: tuple[int, 
     if polys is None:
         return out
     out["format"] = 1.0
-    pred = polygon.decode(polys, h, w)
+    pred = polygon.decode(polys, h, w, outline=outline)
     gt = np.zeros((h, w), bool)
     for g in gt_masks:
         gt |= np.asarray(g, bool)

@@ -142,10 +142,13 @@ def simulate(
     seed: int = 0,
     gain_rule: str = "paper",
     image: np.ndarray | None = None,
+    clicked_rule: str = "after_transform",
 ) -> Trajectory | None:
     """Simulate one F_sim trajectory on ``sample`` (a ``seglib.data.Sample``). See the module docstring.
 
     ``image``: the sample's image if already loaded. Returns None for an empty target.
+    ``clicked_rule``: F_sim's rule for already-clicked pixels (``seglib.clicker``:
+    ``"after_transform"``, RITM's, default; ``"before_transform"``).
     """
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
@@ -161,7 +164,8 @@ def simulate(
     h, w = gt.shape
     segmenter.set_image(sample.image() if image is None else image)
     settings = {"max_clicks": max_clicks, "tau_stop": tau_stop, "tau_diff": tau_diff, "gain_rule": gain_rule,
-                "seed": seed, "segmenter": getattr(segmenter, "name", type(segmenter).__name__)}
+                "seed": seed, "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
+                "clicked_rule": clicked_rule}
 
     clicks: list[Click] = []
     logits = None
@@ -189,7 +193,7 @@ def simulate(
         if attempts >= max_clicks:
             traj.stop_reason = "max_clicks"
             break
-        click = next_click(gt, mask, tried)
+        click = next_click(gt, mask, tried, clicked_rule=clicked_rule)
         if click is None:
             traj.stop_reason = "no_click"
             break
@@ -276,6 +280,7 @@ def simulate_split(
     gain_rule: str = "paper",
     progress: bool = True,
     desc: str | None = None,
+    clicked_rule: str = "after_transform",
 ) -> dict:
     """Simulate every sample (empty targets skipped) into ``out_path`` (JSONL), resuming.
 
@@ -296,7 +301,8 @@ def simulate_split(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     done: set[tuple[str, str]] = set()
     wanted = {"max_clicks": max_clicks, "tau_stop": tau_stop, "tau_diff": tau_diff, "gain_rule": gain_rule,
-              "seed": seed, "segmenter": getattr(segmenter, "name", type(segmenter).__name__)}
+              "seed": seed, "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
+              "clicked_rule": clicked_rule}
     if out_path.exists():
         records, good = _read_lines(out_path)
         if good < out_path.stat().st_size:
@@ -323,7 +329,7 @@ def simulate_split(
                 summary["shared"] += 1
             else:
                 traj = simulate(s, segmenter, max_clicks=max_clicks, tau_stop=tau_stop, tau_diff=tau_diff,
-                                start=start, seed=seed, gain_rule=gain_rule)
+                                start=start, seed=seed, gain_rule=gain_rule, clicked_rule=clicked_rule)
                 if traj is not None and key is not None:
                     simulated[key] = traj
             if traj is None:

@@ -311,9 +311,12 @@ def test_paradigm_rows_score_the_sft_target_at_the_maximum(tmp_path):
                                                        "visionreasoner_non_repeat": 1.0}
     rows = grpo_rows("polygon", samples)
     scorer, _ = paradigm_scorer("polygon")
+    outlined, _ = paradigm_scorer("polygon", options={"outline": True})  # traced contours decode onto themselves
     for s, row in zip(samples, rows):
         best, junk = scorer([polygon.target_for_sample(s), "no answer"], row)
-        assert best["simpleseg_iou"] > 0.7 and best["simpleseg_format"] == 1.0 and junk["simpleseg_format"] == 0.0
+        # pycocotools alone drops the right column and bottom row: a small target keeps about half its IoU
+        assert best["simpleseg_iou"] > 0.5 and best["simpleseg_format"] == 1.0 and junk["simpleseg_format"] == 0.0
+        assert outlined([polygon.target_for_sample(s)], row)[0]["simpleseg_iou"] > 0.7
 
 
 def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):

@@ -227,7 +227,12 @@ def test_polygon_of_rectangle_by_hand():
     assert poly.tolist() == [[3, 2], [6, 2], [6, 4], [3, 4]]
     assert poly.dtype == np.float64
     assert polygon_signed_area(poly) == pytest.approx(3 * 2)
-    assert np.array_equal(polygons_to_mask([poly], 10, 10), m)
+    # pycocotools (default) samples pixel (x, y) at (x + 1/2, y + 1/2): inside [3, 6] x [2, 4]
+    # are x + 1/2 in {3.5, 4.5, 5.5} and y + 1/2 in {2.5, 3.5}: x 3..5, y 2..3, 6 px.
+    expected = np.zeros((10, 10), bool)
+    expected[2:4, 3:6] = True
+    assert np.array_equal(polygons_to_mask([poly], 10, 10), expected)
+    assert np.array_equal(polygons_to_mask([poly], 10, 10, outline=True), m)  # the edges give back x = 6, y = 4
 
 
 def test_signed_area_sign_convention():
@@ -243,7 +248,12 @@ def test_several_parts_give_several_polygons():
     polys = mask_to_polygons(m, 0.001)
     assert len(polys) == 2
     assert polys[0][0].tolist() == [2, 2] and polys[1][0].tolist() == [8, 10]
-    assert np.array_equal(polygons_to_mask(polys, 20, 20), m)
+    assert np.array_equal(polygons_to_mask(polys, 20, 20, outline=True), m)
+    # default: each part loses its right column and bottom row (x 2..4, y 2..4; x 8..16, y 10..13)
+    expected = np.zeros((20, 20), bool)
+    expected[2:5, 2:5] = True
+    expected[10:14, 8:17] = True
+    assert np.array_equal(polygons_to_mask(polys, 20, 20), expected)
 
 
 def test_polygons_to_mask_ignores_short_and_bad():
@@ -274,7 +284,8 @@ ellipses = st.builds(
 def test_polygon_round_trip_iou_on_smooth_convex_shapes(mask):
     polys = mask_to_polygons(mask, 0.001)
     assert len(polys) == 1
-    assert mask_iou(polygons_to_mask(polys, *mask.shape), mask) >= 0.9
+    assert mask_iou(polygons_to_mask(polys, *mask.shape, outline=True), mask) >= 0.9
+    assert mask_iou(polygons_to_mask(polys, *mask.shape), mask) >= 0.8
 
 
 @settings(max_examples=40, deadline=None)

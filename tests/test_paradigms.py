@@ -245,8 +245,12 @@ def test_polygon_target_from_mask_round_trips_to_mask(x0, y0, w, h):
     m = np.zeros((64, 80), bool)
     m[y0:y0 + h, x0:x0 + w] = True
     text = polygon.target_text([m], 80, 64, epsilon_ratio=0.005)
-    mask = polygon.decode(polygon.parse(text), 64, 80)
-    assert mask_iou(mask, m) >= 0.9
+    assert mask_iou(polygon.decode(polygon.parse(text), 64, 80, outline=True), m) >= 0.9
+    # default (pycocotools): the corners are pixel centres x0, x0 + w - 1 (off by < 0.05 px after
+    # 3 decimals); pixel x is sampled at x + 1/2, so columns x0 .. x0 + w - 2 and rows y0 .. y0 + h - 2
+    expected = np.zeros((64, 80), bool)
+    expected[y0:y0 + h - 1, x0:x0 + w - 1] = True
+    assert np.array_equal(polygon.decode(polygon.parse(text), 64, 80), expected)
 
 
 def test_polygon_exact_target_text():
@@ -256,7 +260,30 @@ def test_polygon_exact_target_text():
     assert polygon.target_text([m], 20, 10, flat=True) == "[[0.200,0.200,0.450,0.200,0.450,0.400,0.200,0.400]]"
     assert polygon.target_text([], 20, 10) == "[]"
     assert polygon.target_text([np.zeros((10, 20), bool)], 20, 10) == "[]"
-    assert (polygon.decode(polygon.parse(polygon.target_text([m], 20, 10)), 10, 20) == m).all()
+    answer = polygon.parse(polygon.target_text([m], 20, 10))
+    assert (polygon.decode(answer, 10, 20, outline=True) == m).all()
+    # pycocotools alone: the square [4, 9] x [2, 4] holds the samples x + 1/2 for x 4..8, y + 1/2 for y 2..3
+    expected = np.zeros((10, 20), bool)
+    expected[2:4, 4:9] = True
+    assert (polygon.decode(answer, 10, 20) == expected).all()
+
+
+def test_polygon_orientation_option():
+    m = np.zeros((10, 20), bool)
+    m[2:5, 4:10] = True  # corners (4, 2) (9, 2) (9, 4) (4, 4)
+    # ccw on screen from the same top-most, left-most vertex: down the left edge first
+    ccw = "[[[0.200,0.200],[0.200,0.400],[0.450,0.400],[0.450,0.200]]]"
+    assert polygon.target_text([m], 20, 10, orientation="ccw") == ccw
+    # shoelace with y down: ccw gives -(0.25 * 0.2) = -0.05, cw +0.05
+    from seglib.masks import polygon_signed_area
+
+    assert polygon_signed_area(polygon.parse(ccw)[0]) == pytest.approx(-0.05)
+    cw = polygon.parse(polygon.target_text([m], 20, 10))[0]
+    assert polygon_signed_area(cw) == pytest.approx(0.05)
+    # decoding does not depend on the order
+    assert (polygon.decode(polygon.parse(ccw), 10, 20) == polygon.decode([cw], 10, 20)).all()
+    with pytest.raises(ValueError, match="orientation"):
+        polygon.target_text([m], 20, 10, orientation="clockwise")
 
 
 @pytest.mark.parametrize("text", [
@@ -310,7 +337,12 @@ def test_polygon_decode_multi_part_union():
     b[15:25, 12:28] = True
     text = polygon.target_text([a, b], 30, 30)
     assert len(polygon.parse(text)) == 2
-    assert (polygon.decode(polygon.parse(text), 30, 30) == (a | b)).all()
+    assert (polygon.decode(polygon.parse(text), 30, 30, outline=True) == (a | b)).all()
+    # default: each part without its right column and bottom row
+    expected = np.zeros((30, 30), bool)
+    expected[2:7, 2:7] = True
+    expected[15:24, 12:27] = True
+    assert (polygon.decode(polygon.parse(text), 30, 30) == expected).all()
 
 
 # ------------------------------------------------------------------ clicks

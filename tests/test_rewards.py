@@ -238,13 +238,15 @@ def test_star_group_hungarian_count_bonus_and_one_segmenter_call():
 def test_simpleseg_iou_centroid_format_by_hand():
     h, w = 30, 40  # diagonal 50
     gt = rect(h, w, 0, 0, 9, 9)  # centroid (4.5, 4.5)
+    # outline=True: a traced contour decodes back onto the whole rectangle (default decoding:
+    # tests/test_fidelity_clicker_polygon.py)
     exact = polygon.target_text([gt], w, h)
-    assert rewards.simpleseg_score(exact, [gt], (h, w)) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
+    assert rewards.simpleseg_score(exact, [gt], (h, w), outline=True) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
     shifted = polygon.target_text([rect(h, w, 30, 0, 39, 9)], w, h)  # centroid (34.5, 4.5): 30 px away
-    s = rewards.simpleseg_score(shifted, [gt], (h, w))
+    s = rewards.simpleseg_score(shifted, [gt], (h, w), outline=True)
     assert s == pytest.approx({"iou": 0.0, "centroid": 1 - 30 / 50, "format": 1.0})
     half = polygon.target_text([rect(h, w, 0, 0, 9, 4)], w, h)  # 50 / 100 px
-    assert rewards.simpleseg_score(half, [gt], (h, w))["iou"] == pytest.approx(0.5)
+    assert rewards.simpleseg_score(half, [gt], (h, w), outline=True)["iou"] == pytest.approx(0.5)
     assert rewards.simpleseg_score("[]", [], (h, w)) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
     assert rewards.simpleseg_score("[]", [gt], (h, w)) == {"iou": 0.0, "centroid": 0.0, "format": 1.0}
     assert rewards.simpleseg_score("[[[0.1,0.1]", [gt], (h, w)) == {"iou": 0.0, "centroid": 0.0, "format": 0.0}

@@ -7,6 +7,23 @@ then left-most vertex (``seglib.masks.mask_to_polygons``)::
 
     [[[0.250,0.125],[0.750,0.125],[0.750,0.500],[0.250,0.500]]]
 
+Orientation, with x to the right and y down: "clockwise" is clockwise as
+seen on screen, a positive shoelace area ½·Σ(x_i·y_{i+1} − x_{i+1}·y_i) in
+(x, y) with y down. The example above goes right along the top edge, then
+down, then left: clockwise (area +0.1875 in the unit square). The paper asks
+for clockwise vertices (``orientation="cw"``, the default). SimpleSeg's
+released text is counter-clockwise on screen (1,690 of 1,690 polygons
+checked); ``orientation="ccw"`` writes that order, so the example would read
+``[[[0.250,0.125],[0.250,0.500],[0.750,0.500],[0.750,0.125]]]``. The parser
+accepts either order, and decoding does not depend on it.
+
+Decoding (``decode``) is pycocotools ``frPyObjects`` + ``decode``, as the
+paper's code does, with no outline added (``outline=False``, the default);
+``outline=True`` adds each polygon's edges drawn 1 px wide
+(``seglib.masks.polygons_to_mask``). The SFT / GRPO options key ``outline``
+switches it for evaluation (``seglib.inference.PolicySpec.outline``) and for
+the reward (``seglib.rewards.simpleseg_score``).
+
 Several parts or objects give several polygons; an empty target is ``[]``.
 ``flat=True`` writes each polygon as ``[x, y, x, y, …]`` (fewer tokens).
 Polygons come from ``mask_to_polygons(mask, epsilon_ratio)``: Douglas–Peucker
@@ -59,13 +76,14 @@ def prompt(sample_or_query: Any, template: str = "default") -> str:
     return PROMPT_TEMPLATES[template].format(query=query)
 
 
-def polygons_from_masks(masks: Sequence[np.ndarray], epsilon_ratio: float = DEFAULT_EPSILON_RATIO) -> list[np.ndarray]:
-    """All polygons (pixel (x, y), clockwise) of all target masks, in mask order."""
+def polygons_from_masks(masks: Sequence[np.ndarray], epsilon_ratio: float = DEFAULT_EPSILON_RATIO,
+                        orientation: str = "cw") -> list[np.ndarray]:
+    """All polygons (pixel (x, y), ``orientation`` "cw" | "ccw" on screen) of all target masks, in mask order."""
     from seglib.masks import mask_to_polygons
 
     out: list[np.ndarray] = []
     for m in masks:
-        out.extend(mask_to_polygons(np.asarray(m, bool), epsilon_ratio=epsilon_ratio))
+        out.extend(mask_to_polygons(np.asarray(m, bool), epsilon_ratio=epsilon_ratio, orientation=orientation))
     return out
 
 
@@ -106,13 +124,15 @@ def format_polygons(polygons_unit: Sequence[np.ndarray], flat: bool = False, com
 
 
 def target_text(masks: Sequence[np.ndarray], width: int, height: int, epsilon_ratio: float = DEFAULT_EPSILON_RATIO,
-                flat: bool = False, compact: bool = True, answer_tags: bool = False, snap: int | None = None) -> str:
+                flat: bool = False, compact: bool = True, answer_tags: bool = False, snap: int | None = None,
+                orientation: str = "cw") -> str:
     """SFT target for the target masks (``[]`` → ``"[]"``); ``answer_tags`` wraps it in ``<answer>`` tags.
 
     ``snap``: vertices on the ``1 / snap`` lattice (``answer_value``), still written with 3 decimals.
+    ``orientation``: "cw" (default, the paper's) or "ccw" on screen (module docstring).
     """
-    text = format_polygons(answer_value(polygons_from_masks(masks, epsilon_ratio), width, height, snap=snap),
-                           flat=flat, compact=compact)
+    polys = polygons_from_masks(masks, epsilon_ratio, orientation)
+    text = format_polygons(answer_value(polys, width, height, snap=snap), flat=flat, compact=compact)
     return f"<answer>{text}</answer>" if answer_tags else text
 
 
@@ -226,10 +246,13 @@ def to_image_frame(answer: Sequence[np.ndarray], height: int, width: int) -> lis
 
 
 def decode(answer: Sequence[np.ndarray] | None, height: int, width: int, segmenter: Any = None,
-           image: np.ndarray | None = None) -> np.ndarray:
-    """Polygons → bool (H, W) mask: rasterise each (pycocotools) and take the union. ``segmenter``/``image`` unused."""
+           image: np.ndarray | None = None, outline: bool = False) -> np.ndarray:
+    """Polygons → bool (H, W) mask: rasterise each (pycocotools) and take the union. ``segmenter``/``image`` unused.
+
+    ``outline``: False (default, pycocotools alone) or True (edges added 1 px wide; ``masks.polygons_to_mask``).
+    """
     from seglib.masks import polygons_to_mask
 
     if not answer:
         return np.zeros((height, width), bool)
-    return polygons_to_mask(to_image_frame(answer, height, width), height, width)
+    return polygons_to_mask(to_image_frame(answer, height, width), height, width, outline=outline)

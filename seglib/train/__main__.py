@@ -107,7 +107,8 @@ def ensure_trajectories(run_dir: Path, params: dict, state, samples=None) -> Pat
                     simulate_split(ss, seg, run_dir / "trajectories" / f"{split}.jsonl",
                                    max_clicks=_pick(params, "max_clicks", 20), tau_stop=_pick(params, "tau_stop", 0.98),
                                    tau_diff=_pick(params, "tau_diff", 0.0), start=start, seed=params.get("seed", 0),
-                                   gain_rule=_pick(params, "traj_gain_rule", "paper"), progress=state.is_main_process)
+                                   gain_rule=_pick(params, "traj_gain_rule", "paper"), progress=state.is_main_process,
+                                   clicked_rule=_pick(params, "traj_clicked_rule", "after_transform"))
     return path
 
 

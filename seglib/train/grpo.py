@@ -717,7 +717,7 @@ def _task_of(checkpoint: str | Path, paradigm: str) -> dict:
 
         spec = checkpoint_spec(checkpoint, paradigm=paradigm)
         return {"paradigm": paradigm, "template": spec.template, "style": spec.style, "resize": spec.resize,
-                "resize_image": spec.resize_image, "prm": spec.prm}
+                "resize_image": spec.resize_image, "prm": spec.prm, "outline": spec.outline}
     except (ValueError, OSError):
         return {"paradigm": paradigm}
 
@@ -768,6 +768,8 @@ def run_grpo_stage(
     opts = dict(reward_options or {})
     if paradigm == "clicks":
         opts.setdefault("prm", bool(task.get("prm", False)))
+    if paradigm == "polygon":  # the reward decodes polygons as the checkpoint's evaluation does
+        opts.setdefault("outline", bool(task.get("outline", False)))
     if task.get("resize") and paradigm == "boxpoints":
         opts.setdefault("resize", task["resize"])
         options.update(resize=task["resize"], resize_image=bool(task.get("resize_image", True)))

@@ -132,7 +132,8 @@ def prompt_and_target(paradigm: str, sample, options: dict | None = None) -> tup
     ``options`` keys: ``prompt_template`` (the paradigm's template name) and any
     keyword of the paradigm's ``target_for_sample`` (``style``, ``think``,
     ``epsilon_ratio``, ``compact``, ``resize``, …); ``resize_image`` (see
-    ``seglib.inference.PolicySpec``) only changes the image, not the text.
+    ``seglib.inference.PolicySpec``) only changes the image, and ``outline``
+    (polygon decoding, ``PolicySpec.outline``) only the decoding, not the text.
     """
     from seglib.paradigms import get
 
@@ -140,6 +141,7 @@ def prompt_and_target(paradigm: str, sample, options: dict | None = None) -> tup
     opts = dict(options or {})
     template = opts.pop("prompt_template", None)
     opts.pop("resize_image", None)  # which image the policy sees, not how the target is written
+    opts.pop("outline", None)  # how polygon answers are decoded, not how the target is written
     if paradigm == "boxpoints":
         style = opts.get("style") or ("segzero" if len(sample.target_rles) == 1 else "list")
         text = mod.prompt(sample, style=style, template=template)
@@ -467,7 +469,7 @@ def task_spec(paradigm: str, options: dict | None = None):
     o = dict(options or {})
     return PolicySpec(paradigm=paradigm, template=o.get("prompt_template"), style=o.get("style"),
                       resize=o.get("resize"), resize_image=bool(o.get("resize_image", True)),
-                      prm=bool(o.get("prm", False)))
+                      prm=bool(o.get("prm", False)), outline=bool(o.get("outline", False)))
 
 
 def write_task_file(output_dir: str | Path, paradigm: str, options: dict | None = None) -> Path:
@@ -475,7 +477,8 @@ def write_task_file(output_dir: str | Path, paradigm: str, options: dict | None 
     spec = task_spec(paradigm, options)
     path = Path(output_dir) / "task.json"
     path.write_text(json.dumps({"paradigm": paradigm, "prompt_template": spec.template, "style": spec.style,
-                                "resize": spec.resize, "resize_image": spec.resize_image, "prm": spec.prm, "options": dict(options or {})}, indent=1))
+                                "resize": spec.resize, "resize_image": spec.resize_image, "prm": spec.prm,
+                                "outline": spec.outline, "options": dict(options or {})}, indent=1))
     return path
 
 
