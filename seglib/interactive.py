@@ -639,9 +639,8 @@ class ClickDemo:
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The widget, with a one-line text fallback instead of the ``VBox(children=...)`` repr."""
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = (f"click demo on {self.session.width}x{self.session.height} px, "
-                                f"{len(self.session.steps)} click(s): interactive in JupyterLab "
-                                "(session_figure draws it as a static figure)")
+        bundle["text/plain"] = (f"click demo on a {self.session.width}x{self.session.height} px image, interactive "
+                                "in JupyterLab (session_figure draws the session as a static figure)")
         return bundle
 
 
@@ -783,7 +782,9 @@ def session_figure(session: ClickSession, scale: int = 4, max_clicks: int = 10, 
         Line2D([], [], marker="s", ls="", color=np.array(MASK_RGB) / 255, alpha=MASK_ALPHA, label="mask"),
         Line2D([], [], marker="o", ls="", color=np.array(POSITIVE_RGB) / 255, mec="white", label="positive click"),
         Line2D([], [], marker="o", ls="", color=np.array(NEGATIVE_RGB) / 255, mec="white", label="negative click"),
-    ], loc="upper right", fontsize=7, framealpha=0.85)
+    ] + ([Line2D([], [], marker="o", ls="", mfc="none", mec=np.array(SUGGEST_RGB) / 255, mew=2,
+                 label="suggested click")] if pending is not None else []),
+        loc="upper right", fontsize=7, framealpha=0.85)
     history = session.history
     n_max = max(max_clicks, len(history), 1)
     ax_curve.set_xlim(0, n_max)

@@ -155,5 +155,5 @@ def test_missing_checkpoint_shows_a_warning_banner_and_manual_clicks_work(gt, tm
 def test_display_bundle_has_the_widget_and_a_short_text_fallback(gt):
     bundle = make_demo(gt)._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("click demo on 40x40 px, 0 click(s)")
+    assert bundle["text/plain"].startswith("click demo on a 40x40 px image, interactive in JupyterLab")
     assert "VBox" not in bundle["text/plain"]
