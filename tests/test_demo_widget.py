@@ -4,11 +4,15 @@ ipyevents reports ``dataX``/``dataY`` in pixels of the displayed PNG, which
 is the image upscaled ``demo.scale`` times; left click is positive,
 shift-click and right click (``contextmenu``, or button 2) negative.
 """
+import html
+import re
+
 import numpy as np
 import pytest
 
-from seglib.interactive import ClickDemo, ClickSession, OraclePolicy, event_to_click, readout_text
-from test_interactive import DiscSegmenter, H, W
+from seglib.interactive import (ClickDemo, ClickSession, ModelClickPolicy, OraclePolicy, event_to_click,
+                                load_click_policy, readout_text)
+from test_interactive import FIRST_60, LONG_REFUSAL, DiscSegmenter, H, ScriptedGenerate, W
 
 
 @pytest.fixture
@@ -25,9 +29,15 @@ def browser_event(kind, x_png, y_png, shift=False, button=0):
             "clientX": 100 + x_png, "clientY": 200 + y_png, "timeStamp": 1234.5}
 
 
-def make_demo(gt, policy=None):
+def shown(html_widget) -> str:
+    """The text a person reads in an HTML widget (tags dropped, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", html_widget.value))
+
+
+def make_demo(gt, policy=None, notice=None):
     image = np.zeros((H, W, 3), np.uint8)
-    return ClickDemo(ClickSession(image, "the square", DiscSegmenter(), policy, gt_mask=gt), display_px=160)
+    return ClickDemo(ClickSession(image, "the square", DiscSegmenter(), policy, gt_mask=gt), display_px=160,
+                     notice=notice)
 
 
 def test_event_mapping_png_pixels_to_image_pixels():
@@ -104,4 +114,46 @@ def test_errors_show_in_the_view_instead_of_raising(gt):
     demo.handle_event(browser_event("click", 80, 80))
     demo.auto_k.value = 3
     demo.buttons["Auto-refine"].click()  # K > 1 needs an empty session and a trained policy
-    assert "ValueError" in demo.status.value and len(demo.session.steps) == 1
+    assert len(demo.session.steps) == 1
+    # a plain sentence, capitalised, without the exception's class name
+    sentence = ("The search with several candidates per step (K > 1) starts from an empty mask: "
+                "press Reset first, or set candidates per step (K) to 1")
+    assert demo.last_error == sentence and sentence in shown(demo.status) and "Error" not in shown(demo.status)
+    demo.handle_event(browser_event("click", 80, 80))
+    assert demo.last_error == "" and "press Reset" not in demo.status.value  # the next good action clears it
+
+
+def test_controls_spell_out_t_and_k(gt):
+    demo = make_demo(gt, OraclePolicy(gt))
+    assert demo.auto_steps.description == "max steps (T)"
+    assert demo.auto_k.description == "candidates per step (K)"
+
+
+def test_untrained_policy_buttons_say_why_they_did_nothing(gt):
+    demo = make_demo(gt, ModelClickPolicy(ScriptedGenerate([LONG_REFUSAL])))
+    quoted = f"the policy's answer could not be read as a click: “{FIRST_60}…”"
+    demo.buttons["Suggest"].click()
+    assert demo.session.pending is None and f"no suggestion: {quoted}" in shown(demo.status)
+    demo.buttons["Accept"].click()
+    assert f"nothing to accept: {quoted}" in shown(demo.status)
+    demo.buttons["Auto-refine"].click()
+    assert f"Auto-refine made no click: {quoted}" in shown(demo.status)
+    assert demo.session.steps == [] and demo.last_error == ""
+
+
+def test_missing_checkpoint_shows_a_warning_banner_and_manual_clicks_work(gt, tmp_path):
+    policy, warning = load_click_policy("checkpoints/sft-clicks", gt, run_dir=str(tmp_path))
+    demo = make_demo(gt, policy, notice=warning)
+    assert "Warning:" in shown(demo.banner) and "clicks_policy = 'checkpoints/sft-clicks'" in shown(demo.banner)
+    assert demo.banner in demo.widget.children
+    assert all(demo.buttons[b].disabled for b in ("Suggest", "Accept", "Auto-refine"))
+    demo.handle_event(browser_event("click", 80, 80))
+    assert demo.readout.value.endswith("clicks 1")
+    assert make_demo(gt).banner.value == ""  # no warning, no banner
+
+
+def test_display_bundle_has_the_widget_and_a_short_text_fallback(gt):
+    bundle = make_demo(gt)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("click demo on a 40x40 px image, interactive in JupyterLab")
+    assert "VBox" not in bundle["text/plain"]

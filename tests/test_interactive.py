@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from seglib.clicker import Click, next_click
-from seglib.interactive import AGENT, HUMAN, ClickSession, ModelClickPolicy, OraclePolicy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from seglib.interactive import (AGENT, HUMAN, ClickSession, ModelClickPolicy, OraclePolicy, load_click_policy,
+                                plain_error, render_state, session_figure, unreadable_answer)
 from seglib.segmenters import Prediction
 
 H = W = 40
@@ -227,5 +231,169 @@ def test_checkpoint_policy_loads_and_proposes_without_raising(tmp_path, image, g
     s = ClickSession(image, "the square", DiscSegmenter(), policy, gt_mask=gt)
     click = s.suggest()
     assert click is None or (0 <= click.x < W and 0 <= click.y < H)
+    if click is None:  # an untrained policy's text is rarely a click: the session must say so
+        assert s.message.startswith("no suggestion: the policy's answer")
     added = s.auto_refine(2)
     assert len(added) <= 2 and all(st.who == AGENT for st in added)
+    assert s.message.startswith("Auto-refine ")
+
+
+# ---- what the session says when the agent does nothing
+
+# 80 characters; the message quotes the first 60 of them ("I refuse ... quite lon") and an ellipsis
+LONG_REFUSAL = "I refuse to click on anything at all, because this answer is quite long indeed."
+FIRST_60 = "I refuse to click on anything at all, because this answer is"
+
+
+def test_unreadable_answer_is_quoted_on_suggest_accept_and_auto_refine(image, gt):
+    assert len(FIRST_60) == 60 and LONG_REFUSAL.startswith(FIRST_60)
+    reason = f"the policy's answer could not be read as a click: “{FIRST_60}…”"
+    s = ClickSession(image, "q", DiscSegmenter(), ModelClickPolicy(ScriptedGenerate([LONG_REFUSAL])), gt_mask=gt)
+    assert s.accept() is None and s.message == "nothing to accept: press Suggest first"
+    assert s.suggest() is None and s.pending is None
+    assert s.message == "no suggestion: " + reason
+    assert s.accept() is None and s.message == "nothing to accept: " + reason
+    assert s.auto_refine(3) == [] and s.message == "Auto-refine made no click: " + reason
+    assert s.auto_refine(3, k=2) == []
+    assert s.message == f"Auto-refine made no click: none of the 2 candidates could be read as a click ({reason})"
+    s.add_click(5, 5, True)
+    assert s.message == ""  # a click clears the note
+
+
+def test_empty_and_short_answers_are_explained():
+    assert unreadable_answer("") == "the policy's answer was empty, so it could not be read as a click"
+    assert unreadable_answer(None) == "the policy's answer was empty, so it could not be read as a click"
+    # whitespace runs (newlines from the model) collapse to single spaces; short text is quoted whole
+    assert unreadable_answer("Positive\n point:  (a, b)") == (
+        "the policy's answer could not be read as a click: “Positive point: (a, b)”")
+
+
+@given(st.text(max_size=500))
+def test_unreadable_answer_never_raises_and_stays_short(text):
+    msg = unreadable_answer(text)
+    # the fixed sentence is 52 characters, plus at most 60 quoted, 2 quote marks and an ellipsis
+    assert isinstance(msg, str) and len(msg) <= 52 + 60 + 3
+
+
+def test_oracle_with_nothing_to_add_says_so(image):
+    target = disc(20, 20)  # the DiscSegmenter draws exactly this for one positive click at (20, 20)
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(target), gt_mask=target)
+    s.add_click(20, 20, True)
+    assert s.iou == 1.0
+    assert s.suggest() is None and s.message.startswith("no suggestion: the F_sim oracle has nothing to add")
+    assert s.auto_refine(2) == [] and s.message.startswith("Auto-refine made no click: the F_sim oracle")
+
+
+def test_auto_refine_reports_how_many_clicks_it_added(image, gt):
+    s = ClickSession(image, "q", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    s.auto_refine(2)
+    assert s.message == "Auto-refine added 2 click(s)"
+    s.undo(), s.undo()
+    assert s.undo() is not None and s.message == "nothing to undo: there are no clicks"
+
+
+def test_without_policy_the_message_names_the_parameter(image):
+    s = ClickSession(image, "q", DiscSegmenter())
+    s.suggest()
+    assert "clicks_policy" in s.message
+
+
+def test_errors_read_as_plain_sentences(image):
+    s = ClickSession(image, "q", DiscSegmenter())
+    with pytest.raises(ValueError) as err:
+        s.add_click(W, 0, True)
+    assert plain_error(err.value) == "Click (40, 0) lies outside the 40x40 image"
+    assert plain_error(ZeroDivisionError()) == "the action failed unexpectedly (internal error ZeroDivisionError)"
+    assert plain_error(KeyError("x")) == "Missing entry 'x'"
+
+
+# ---- the fallback to manual clicking
+
+
+def test_missing_checkpoint_falls_back_with_a_warning(tmp_path, gt):
+    policy, warning = load_click_policy("checkpoints/sft-clicks", gt, run_dir=str(tmp_path))
+    assert policy is None
+    assert "clicks_policy = 'checkpoints/sft-clicks'" in warning
+    assert str(tmp_path / "checkpoints" / "sft-clicks") in warning and "manual clicks only" in warning
+    absolute = tmp_path / "nowhere"
+    policy, warning = load_click_policy(str(absolute), gt, run_dir=str(tmp_path))
+    assert policy is None and f"no checkpoint folder at '{absolute}'." in warning
+
+
+def test_unloadable_checkpoint_and_oracle_without_truth_fall_back(tmp_path, gt):
+    broken = tmp_path / "sft-clicks"
+    broken.mkdir()  # a folder with no model in it
+    policy, warning = load_click_policy(str(broken), gt)
+    assert policy is None and "could not be loaded" in warning and "ValueError" not in warning
+    policy, warning = load_click_policy("oracle", None)
+    assert policy is None and "ground truth" in warning
+
+
+def test_no_policy_asked_and_oracle_load_without_warning(gt):
+    assert load_click_policy(None, gt) == (None, None)
+    policy, warning = load_click_policy("oracle", gt)
+    assert isinstance(policy, OraclePolicy) and warning is None
+
+
+# ---- drawing: a see-through blue fill with a contour, markers on top
+
+
+def test_mask_is_translucent_dodger_blue_with_white_and_navy_contour():
+    img = np.full((H, W, 3), 100, np.uint8)
+    m = np.zeros((H, W), bool)
+    m[10:30, 10:30] = True
+    out = render_state(img, m, [])
+    # fill: round(0.4 * 100 + 0.6 * (30, 144, 255)) = round(58.0, 126.4, 193.0) = (58, 126, 193)
+    fill, white, navy, grey = (58, 126, 193), (255, 255, 255), (0, 40, 110), (100, 100, 100)
+    row = [tuple(int(v) for v in out[20, x]) for x in range(7, 15)]
+    # x = 7: off the mask, unchanged; 8, 9: navy band outside; 10: the outermost mask column, white;
+    # 11, 12: navy band inside; 13, 14: fill
+    assert row == [grey, navy, navy, white, navy, navy, fill, fill]
+    assert tuple(out[20, 20]) == fill and tuple(out[2, 2]) == grey
+    assert tuple(out[29, 20]) == white  # the last mask row
+
+
+def test_contour_is_drawn_at_display_resolution_and_markers_stay_on_top():
+    img = np.zeros((H, W, 3), np.uint8)
+    m = np.zeros((H, W), bool)
+    m[10:30, 10:30] = True
+    out = render_state(img, m, [Click(20, 20, True), Click(25, 12, False)], scale=4)
+    assert out.shape == (4 * H, 4 * W, 3)
+    # image column 10 covers display columns 40..43: only display column 40 is the contour's white core,
+    # 41 and 42 the navy band inside, 43 already fill: round(0.6 * (30, 144, 255)) = (18, 86, 153) on black
+    assert tuple(out[80, 40]) == (255, 255, 255) and tuple(out[80, 42]) == (0, 40, 110)
+    assert tuple(out[80, 43]) == (18, 86, 153) and tuple(out[80, 50]) == (18, 86, 153)
+    assert tuple(out[80, 37]) == (0, 0, 0)  # 3 px outside: untouched
+    # marker centres: image pixel (x, y) → display (4x + 2, 4y + 2); fill colours are not the mask's
+    assert tuple(out[82, 82]) == (0, 200, 0) and tuple(out[50, 102]) == (230, 0, 0)
+    # radius max(4, round(0.016 * 160)) = 4: a white ring at distance 5 from the centre
+    assert tuple(out[82, 87]) == (255, 255, 255)
+    # empty mask: no fill, no contour
+    assert not render_state(img, np.zeros((H, W), bool), []).any()
+
+
+# ---- the static figure
+
+
+def test_session_figure_shows_overlay_clicks_and_iou_curve(image, gt):
+    s = ClickSession(image, "the square", DiscSegmenter(), OraclePolicy(gt), gt_mask=gt)
+    s.add_click(20, 20, True)
+    s.suggest()
+    s.accept()
+    fig = session_figure(s, scale=2, max_clicks=5)
+    ax_img, ax_curve = fig.axes
+    shown = ax_img.get_images()[0].get_array()
+    np.testing.assert_array_equal(np.asarray(shown), render_state(s.image, s.mask, s.clicks, None, 2))
+    assert ax_img.get_xlabel() == "x (px)" and ax_img.get_ylabel() == "y (px)"
+    assert ax_curve.get_xlabel() == "clicks" and ax_curve.get_ylabel() == "IoU with the ground truth"
+    xs, ys = ax_curve.get_lines()[0].get_data()
+    # click 1: the disc of 29 px inside the 400 px square; starts from (0 clicks, IoU 0)
+    assert list(xs) == [0, 1, 2] and ys[0] == 0.0 and ys[1] == pytest.approx(29 / 400)
+    assert [t.get_text() for t in ax_curve.get_legend().get_texts()] == ["human click", "agent click"]
+    assert ax_curve.get_xlim() == (0, 5)
+
+
+def test_session_figure_without_ground_truth_has_a_note(image):
+    s = ClickSession(image, "q", DiscSegmenter())
+    fig = session_figure(s)
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no ground truth: no IoU"]
