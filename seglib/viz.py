@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from seglib.masks import overlay
 
@@ -352,6 +353,7 @@ def plot_stop_reasons(stop_counts) -> Figure:
 
     ax.set_xticks(x, [label(r) for r in rows])
     ax.set(xlabel="split and starting state", ylabel="trajectories", title="stop reasons")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if not rows:
         no_data(ax, "no trajectories")
     legend_outside(ax, title="stop reason")

@@ -814,9 +814,12 @@ def plot_training(logs: dict[str, list[dict]]):
             legend.setdefault(lab, h)
     handles, labels = list(legend.values()), list(legend)
     if handles:
+        rows = (len(labels) + 3) // 4
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
-                   bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout()
+                   bbox_to_anchor=(0.5, 1.0))
+        fig.tight_layout(rect=(0, 0, 1, 1 - (0.1 + 0.22 * rows) / (2.6 * nrows)))  # room for the legend above
+    else:
+        fig.tight_layout()
     return fig
 
 
