@@ -400,7 +400,8 @@ def plot_sft_curves(results: dict[str, dict]) -> Figure:
 
 
 def spread_samples(samples: Sequence, n: int, seed: int = 0) -> list:
-    """``n`` samples drawn at random (seeded), one per image while images last, query kinds taken in turn.
+    """``n`` samples drawn at random (seeded), one per image while images last, query kinds taken in turn
+    (empty queries last).
 
     Samples need ``image_path`` and ``kind``. Fewer than ``n`` distinct images
     are topped up with other queries on the images already drawn.
@@ -411,7 +412,7 @@ def spread_samples(samples: Sequence, n: int, seed: int = 0) -> list:
     for s in order:
         by_kind.setdefault(s.kind, []).append(s)
     interleaved = []
-    queues = [list(v) for _, v in sorted(by_kind.items())]
+    queues = [list(v) for _, v in sorted(by_kind.items(), key=lambda kv: (kv[0] == "empty", kv[0]))]  # empty last
     while any(queues):
         for q in queues:
             if q:
