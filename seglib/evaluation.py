@@ -464,15 +464,15 @@ class Claim:
 
 CLAIMS = (
     Claim("Seg-Zero", "RL (GRPO) on box + points beats the same model without RL",
-          "published: ReasonSeg test gIoU/cIoU 47.6/37.4 (Qwen2.5-VL-3B + SAM2, no RL) -> 56.1/48.6 "
+          "published: ReasonSeg test gIoU/cIoU 47.6/37.4 (Qwen2.5-VL-3B + SAM2, no RL) → 56.1/48.6 "
           "(Seg-Zero-3B), i.e. +8.5/+11.2",
           "boxpoints", ("sft", "greedy"), ("grpo", "greedy"), "sft-boxpoints and grpo-boxpoints greedy predictions",
           ("test_reasoning", "test")),
     Claim("VisionReasoner", "multi-object rewards (Hungarian matching) beat Seg-Zero's single-object rewards",
-          "published: ReasonSeg test gIoU/cIoU 57.5/52.0 (Seg-Zero-7B) -> 63.6/55.7 (VisionReasoner-7B)",
+          "published: ReasonSeg test gIoU/cIoU 57.5/52.0 (Seg-Zero-7B) → 63.6/55.7 (VisionReasoner-7B)",
           "boxpoints", ("", ""), ("", ""), "two GRPO checkpoints trained with each reward", ("test_reasoning", "test")),
     Claim("StAR", "mask majority voting over N samples beats a single answer",
-          "published: ReasonSeg test gIoU/cIoU 67.5/61.3 -> 68.5/65.0 (StAR-7B, N = 32), i.e. +1.0/+3.7",
+          "published: ReasonSeg test gIoU/cIoU 67.5/61.3 → 68.5/65.0 (StAR-7B, N = 32), i.e. +1.0/+3.7",
           "boxpoints", ("*", "greedy"), ("*", "vote"), "a boxpoints checkpoint with greedy and vote predictions",
           ("test_reasoning", "test")),
     Claim("SegAgent", "PRM-guided stopping (tree search, K = 1) beats plain greedy clicking",
@@ -482,7 +482,8 @@ CLAIMS = (
     Claim("SegAgent", "more candidates per step (K > 1; the paper's K = 3) beat K = 1",
           "published: a further +7.4 (DIS) / +10.6 (ThinObject) mIoU on HRES with K = 3",
           "clicks", ("*", "prm_search_k1"), ("*", "prm_search_kmax"),
-          "prm_search_k1 and prm_search_k<K > 1> predictions (PRM search needs a clicks policy trained in PRM format)"),
+          "prm_search_k1 and prm_search_kK predictions for some K of 2 or more (PRM search needs a clicks policy "
+          "trained in PRM format)"),
     Claim("SegAgent", "StaR+ policy improvement beats the SFT policy",
           "published: StaR+ improves over SFT (direction only; docs/METHODS.md gives no figure)",
           "clicks", ("sft", "greedy"), ("star", "greedy"), "sft-clicks and star-clicks greedy predictions"),
@@ -591,6 +592,13 @@ def evaluate_run(run_dir: str | Path, write: bool = True, figures: bool = True) 
 # --------------------------------------------------------------------------- tables
 
 
+def md_cell(text: Any) -> str:
+    """Text safe inside a markdown table cell: ``&``, ``<``, ``>`` as HTML entities (a notebook renders
+    markdown as HTML, so a raw ``<K > 1>`` would vanish as a tag), ``|`` escaped, line breaks as spaces."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return " ".join(out.split())
+
+
 def _pts(v: float | None) -> str:
     return "—" if v is None else f"{100.0 * v:.1f}"
 
@@ -618,7 +626,8 @@ def results_table(metrics: dict) -> str:
             clk = e["clicks"].get(split, {})
             noc85 = f"{clk['noc85']:.2f}" if clk else "—"
             noc90 = f"{clk['noc90']:.2f}" if clk else "—"
-            lines.append(f"| {e['paradigm']} | {e['stage']} | {e['strategy']} | {split} | {s['n']} | "
+            lines.append(f"| {md_cell(e['paradigm'])} | {md_cell(e['stage'])} | {md_cell(e['strategy'])} | "
+                         f"{md_cell(split)} | {s['n']} | "
                          f"{_pts(s['giou'])} | {_pts(s['ciou'])} | {100 * s['parse_rate']:.0f}% | "
                          f"{_pts(acc)} | {noc85} | {noc90} |")
     return "\n".join(lines) + "\n"
@@ -627,7 +636,8 @@ def results_table(metrics: dict) -> str:
 def claims_markdown(rows: Sequence[dict]) -> str:
     lines = ["| paper | claim | published (full scale, docs/METHODS.md) | this run | verdict |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['paper']} | {r['claim']} | {r['published']} | {r['measured']} | {r['verdict']} |")
+        lines.append("| " + " | ".join(md_cell(r[k]) for k in ("paper", "claim", "published", "measured", "verdict"))
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -636,7 +646,7 @@ def comparisons_markdown(rows: Sequence[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = "—" if r["ci95_giou"] is None else f"[{r['ci95_giou'][0]:+.1f}, {r['ci95_giou'][1]:+.1f}]"
-        lines.append(f"| {r['name']} | {r['split']} | {r['n']} | {_pts(r['giou_a'])} → {_pts(r['giou_b'])} | "
+        lines.append(f"| {md_cell(r['name'])} | {md_cell(r['split'])} | {r['n']} | {_pts(r['giou_a'])} → {_pts(r['giou_b'])} | "
                      f"{_pts(r['ciou_a'])} → {_pts(r['ciou_b'])} | {_d(r['delta_giou'])} | "
                      f"{_d(r['delta_ciou'])} | {ci} |")
     return "\n".join(lines) + "\n"
@@ -665,6 +675,7 @@ def curves_markdown(metrics: dict) -> str:
 
 
 def write_tables(metrics: dict, run_dir: str | Path) -> list[Path]:
+    """Write tables/results.md, claims.md, comparisons.md and curves.md (table cells through ``md_cell``)."""
     tables = Path(run_dir) / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     note = (f"Conventions: {CONVENTIONS['both_empty']}; {CONVENTIONS['unparsable']}. "
@@ -696,6 +707,10 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from matplotlib.lines import Line2D
+
+    from seglib.viz import distinct_colors, legend_outside, line_styles
+
     figdir = Path(run_dir) / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     entries = metrics["predictions"]
@@ -714,10 +729,11 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
         fig, axes = plt.subplots(1, 2, figsize=(max(6, 0.9 * len(names) + 3), 3.8), squeeze=False)
         width = 0.8 / max(len(splits), 1)
         for ax, metric in zip(axes[0], ("giou", "ciou")):
-            for j, split in enumerate(splits):
+            for j, (split, colour) in enumerate(zip(splits, distinct_colors(len(splits)))):
                 vals = [100 * (entries[n]["splits"].get(split, {}).get(metric) or 0) for n in names]
-                ax.bar(np.arange(len(names)) + j * width, vals, width, label=split)
+                ax.bar(np.arange(len(names)) + j * width, vals, width, label=split, color=colour)
             ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=60, ha="right", fontsize=7)
+            ax.set_xlabel("prediction file (checkpoint-strategy)")
             ax.set_ylabel(f"{'gIoU' if metric == 'giou' else 'cIoU'} (points)")
             ax.set_ylim(0, 100)
             ax.legend(fontsize=7)
@@ -726,60 +742,70 @@ def plot_figures(metrics: dict, run_dir: str | Path, records_by_name: dict | Non
 
     vote = {n: e["vote_curve"] for n, e in entries.items() if e["vote_curve"]}
     if vote:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for n, curves in vote.items():
-            for split, c in curves.items():
-                ax.plot(c["n"], [100 * v for v in c["giou"]], "o-", label=f"{n} ({split}) gIoU")
-                ax.plot(c["n"], [100 * v for v in c["ciou"]], "s--", label=f"{n} ({split}) cIoU")
+        # one colour per file and split; the metric is the line style, explained in a second, small legend
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        runs = [(n, split, c) for n, curves in vote.items() for split, c in curves.items()]
+        run_handles = []
+        for (n, split, c), colour in zip(runs, distinct_colors(len(runs))):
+            ax.plot(c["n"], [100 * v for v in c["giou"]], "o-", color=colour)
+            ax.plot(c["n"], [100 * v for v in c["ciou"]], "s--", color=colour)
+            run_handles.append(Line2D([], [], color=colour, marker="o", label=f"{n} ({split})"))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("samples N")
         ax.set_ylabel("IoU (points)")
         ax.set_title("Majority voting: IoU vs N (StAR)")
-        ax.legend(fontsize=6)
+        metric_legend = ax.legend(handles=[Line2D([], [], color="black", marker="o", ls="-", label="gIoU"),
+                                           Line2D([], [], color="black", marker="s", ls="--", label="cIoU")],
+                                  loc="lower left", bbox_to_anchor=(1.02, 0.0), borderaxespad=0.0, fontsize=7,
+                                  title="metric")
+        ax.add_artist(metric_legend)
+        ax.legend(handles=run_handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7,
+                  ncol=(len(run_handles) + 11) // 12, title="file (split)")
         save(fig, "07_iou_vs_n.png")
 
     search = {n: e for n, e in entries.items() if e["search"]}
     clicks = {n: e for n, e in entries.items() if e["clicks"] and not e["search"]}
     if search:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for n, e in search.items():
-            for split, c in e["search"]["iou_vs_t"].items():
-                ax.plot(c["t"], [100 * v for v in c["giou"]], "o-", label=f"{n} ({split}), with PRM")
-        for n, e in clicks.items():
-            for split, c in e["clicks"].items():
-                ax.plot(range(1, len(c["iou_vs_clicks"]) + 1), [100 * v for v in c["iou_vs_clicks"]], "x--",
-                        label=f"{n} ({split}), last step, no PRM")
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        lines = [(n, split, c["t"], c["giou"], "with PRM") for n, e in search.items()
+                 for split, c in e["search"]["iou_vs_t"].items()]
+        lines += [(n, split, list(range(1, len(c["iou_vs_clicks"]) + 1)), c["iou_vs_clicks"], "last step, no PRM")
+                  for n, e in clicks.items() for split, c in e["clicks"].items()]
+        for (n, split, ts, ys, how), style in zip(lines, line_styles(len(lines))):
+            if how != "with PRM":
+                style = {**style, "linestyle": "--"}
+            ax.plot(ts, [100 * v for v in ys], label=f"{n} ({split}), {how}", **style)
         ax.set_xlabel("steps T")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("gIoU (points)")
         ax.set_title("PRM tree search: IoU vs T and K (SegAgent)")
-        ax.legend(fontsize=6)
+        legend_outside(ax)
         save(fig, "07_iou_vs_t.png")
     if clicks:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for n, e in clicks.items():
-            for split, c in e["clicks"].items():
-                ax.plot(range(1, len(c["iou_vs_clicks"]) + 1), [100 * v for v in c["iou_vs_clicks"]], "o-",
-                        label=f"{n} ({split})")
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        lines = [(n, split, c) for n, e in clicks.items() for split, c in e["clicks"].items()]
+        for (n, split, c), style in zip(lines, line_styles(len(lines))):
+            ax.plot(range(1, len(c["iou_vs_clicks"]) + 1), [100 * v for v in c["iou_vs_clicks"]],
+                    label=f"{n} ({split})", **style)
         for thr in (85, 90):
             ax.axhline(thr, color="grey", lw=0.6, ls=":")
         ax.set_xlabel("clicks")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("mIoU (points)")
         ax.set_title("IoU vs clicks")
-        ax.legend(fontsize=6)
+        legend_outside(ax)
         save(fig, "07_iou_vs_clicks.png")
     pairs = {n: calibration_pairs(records_by_name[n]) for n in search} if records_by_name else {}
     if any(p for p, _ in pairs.values()):
         fig, ax = plt.subplots(figsize=(4, 4))
-        for n, (pred, true) in pairs.items():
+        for (n, (pred, true)), colour in zip(pairs.items(), distinct_colors(len(pairs))):
             if pred:
-                ax.scatter(np.array(true) * 100, np.array(pred) * 100, s=8, alpha=0.5, label=n)
+                ax.scatter(np.array(true) * 100, np.array(pred) * 100, s=8, alpha=0.5, label=n, color=colour)
         ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
-        ax.set_xlabel("true IoU")
-        ax.set_ylabel("self-predicted IoU")
+        ax.set_xlabel("true IoU (points)")
+        ax.set_ylabel("self-predicted IoU (points)")
         ax.set_title("PRM calibration")
-        ax.legend(fontsize=6)
+        legend_outside(ax)
         save(fig, "07_calibration.png")
     return written
 
@@ -797,17 +823,29 @@ def hardest(records: Sequence[dict], n: int) -> list[dict]:
     return scored[:n]
 
 
-def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n: int = 6):
+def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n: int = 6,
+                      queries: dict[str, str] | None = None):
     """Hard cases of a vote file: each cluster's mask outlined in its colour, with votes; chosen ones filled.
 
-    ``images`` maps sample id → uint8 RGB image (records without one are skipped). Returns the figure.
+    ``images`` maps sample id → uint8 RGB image (records without one are
+    skipped); ``queries`` maps sample id → the query text shown over each
+    panel (the sample id where missing). The ground truth is a white line over
+    a black one, so it shows on white objects too. The title names the
+    checkpoint and strategy. Returns the figure.
     """
+    import textwrap
+
     import cv2
     import matplotlib.pyplot as plt
 
+    from seglib.viz import outline
+
+    queries = queries or {}
     picked = hardest([r for r in records if r.get("vote") and r["sample_id"] in images], n)
     cols = max(1, len(picked))
-    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.9), squeeze=False)
+    for ax in axes[0]:
+        ax.set_axis_off()
     for ax, r in zip(axes[0], picked):
         img = images[r["sample_id"]].copy()
         labels = []
@@ -819,16 +857,18 @@ def plot_vote_gallery(records: Sequence[dict], images: dict[str, np.ndarray], n:
             cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(img, cs, -1, colour, 1)
             labels.append(f"{c['votes']}{'*' if c['chosen'] else ''}")
-        contours, _ = cv2.findContours(_gt(r).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(img, contours, -1, (255, 255, 255), 1)  # ground truth on top
-        ax.imshow(img)
-        ax.set_axis_off()
+        ax.imshow(img, interpolation="nearest")
+        outline(ax, _gt(r))  # ground truth on top
         iou = score_record(r).iou
-        empty = " empty-majority" if r["vote"]["empty"] else ""
-        ax.set_title(f"{r['sample_id']} [{r['kind']}] IoU {100 * iou:.0f}\nvotes/cluster: {' '.join(labels) or '—'}"
-                     f" of {r['vote']['n']}{empty}", fontsize=7)
-    fig.suptitle("Majority voting on hard cases (white: ground truth; * chosen cluster, filled)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+        empty = ", empty majority" if r["vote"]["empty"] else ""
+        query = queries.get(r["sample_id"], r["sample_id"])
+        query = textwrap.shorten(" ".join(str(query).split()), 70, placeholder="…")
+        ax.set_title("\n".join(textwrap.wrap(f"“{query}”", 38)[:2]) + f"\n[{r['kind']}] IoU {100 * iou:.0f}; "
+                     f"votes/cluster {' '.join(labels) or '—'} of {r['vote']['n']}{empty}", fontsize=7)
+    name = f"{records[0]['checkpoint']} ({records[0]['strategy']})" if records else ""
+    fig.suptitle(f"Majority voting on hard cases, {name}\n"
+                 "white over black: ground truth; * chosen cluster, filled", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     return fig
 
 

@@ -412,30 +412,43 @@ def plot_rounds(stats: Sequence[dict]):
     """Share of actions replaced per round, and the IoU-versus-clicks curves of the plain and refined rollouts."""
     import matplotlib.pyplot as plt
 
+    from seglib.viz import distinct_colors, legend_outside, no_data
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     rounds = [s["round"] for s in stats]
     axes[0].bar(rounds, [100 * s["share_replaced"] for s in stats], label="replaced by F_sim")
     axes[0].bar(rounds, [100 * s["share_unparsable"] for s in stats], label="of which unparsable", alpha=0.7)
     axes[0].set(xlabel="round", ylabel="% of actions", title="actions replaced", xticks=rounds)
     axes[0].legend(fontsize=8)
-    for s in stats:
+    for s, colour in zip(stats, distinct_colors(len(stats))):  # one colour per round; solid policy, dashed refined
         ks = range(len(s["iou_curve_policy"]))
-        axes[1].plot(ks, s["iou_curve_policy"], marker="o", label=f"round {s['round']}: policy S_{s['round'] - 1}")
-        axes[1].plot(ks, s["iou_curve_refined"], marker="s", ls="--", label=f"round {s['round']}: refined")
+        axes[1].plot(ks, s["iou_curve_policy"], marker="o", color=colour,
+                     label=f"round {s['round']}: policy S_{s['round'] - 1}")
+        axes[1].plot(ks, s["iou_curve_refined"], marker="s", ls="--", color=colour, label=f"round {s['round']}: refined")
     axes[1].set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title="rollouts on train: before / after refining")
-    axes[1].legend(fontsize=8)
+    if stats:
+        legend_outside(axes[1], fontsize=8)
+    else:
+        no_data(axes[0])
+        no_data(axes[1])
     fig.tight_layout()
     return fig
 
 
 def plot_iou_vs_clicks(curves: dict[str, list[float]], title: str = "IoU vs clicks"):
+    """Mean IoU (0–1) after k = 0, 1, … clicks, one line style per policy."""
     import matplotlib.pyplot as plt
 
+    from seglib.viz import legend_outside, line_styles, no_data
+
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, c in curves.items():
-        ax.plot(range(len(c)), c, marker="o", label=name)
+    for (name, c), style in zip(curves.items(), line_styles(len(curves))):
+        ax.plot(range(len(c)), c, label=name, **style)
     ax.set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title=title)
-    ax.legend(fontsize=8)
+    if curves:
+        legend_outside(ax, fontsize=8)
+    else:
+        no_data(ax)
     fig.tight_layout()
     return fig
 
@@ -446,13 +459,14 @@ def plot_refined_example(r: StarRollout, sample: Any, max_panels: int = 6):
     import matplotlib.pyplot as plt
 
     from seglib.masks import decode_rle
-    from seglib.viz import click_markers, show_sample
+    from seglib.viz import click_markers, outline, show_sample
 
     steps = r.steps[:max_panels]
     fig, axes = plt.subplots(1, max(len(steps), 1), figsize=(2.7 * max(len(steps), 1), 3.0), squeeze=False)
     image = sample.image()
     for ax, st in zip(axes[0], steps):
         show_sample(ax, image, decode_rle(st.mask_before_rle))
+        outline(ax, sample.union_mask())
         if st.policy_click is not None:
             click_markers(ax, [tuple(st.policy_click)], hollow=True, size=90)
         if st.click is not None:
@@ -463,6 +477,7 @@ def plot_refined_example(r: StarRollout, sample: Any, max_panels: int = 6):
                      fontsize=7)
     if not steps:
         axes[0, 0].set_axis_off()
-    fig.suptitle(f"{sample.query}: hollow = policy click, filled = click taken", fontsize=8)
+    fig.suptitle(f"{sample.query}: hollow = policy click, filled = click taken, white over black = ground truth",
+                 fontsize=8)
     fig.tight_layout()
     return fig
