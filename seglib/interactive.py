@@ -447,7 +447,7 @@ def iou_curve_image(history: Sequence[dict], max_clicks: int = 10, size_px: tupl
 
     width, height = size_px
     canvas = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 34, 10, 10, 28
+    left, right, top, bottom = 34, 10, 22, 28  # the top margin holds the y-axis label
     x_max = max(max_clicks, len(history))
     sx = (width - left - right) / max(x_max, 1)
     sy = height - top - bottom
@@ -463,6 +463,7 @@ def iou_curve_image(history: Sequence[dict], max_clicks: int = 10, size_px: tupl
         cv2.putText(canvas, str(n), (pt(n, 0)[0] - 3, height - bottom + 12), font, 0.3, black, 1, cv2.LINE_AA)
     cv2.rectangle(canvas, pt(0, 1.0), pt(x_max, 0.0), black, 1)
     cv2.putText(canvas, "clicks", (width // 2 - 15, height - 4), font, 0.35, black, 1, cv2.LINE_AA)
+    cv2.putText(canvas, "IoU", (2, 12), font, 0.35, black, 1, cv2.LINE_AA)  # y-axis label, above the tick column
     for i, (who, colour) in enumerate(((HUMAN, (31, 119, 180)), (AGENT, (255, 127, 14)))):
         pts = [pt(h["n"], min(max(h["iou"], 0.0), 1.0)) for h in history if h["who"] == who and h["iou"] is not None]
         if len(pts) > 1:

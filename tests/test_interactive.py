@@ -397,3 +397,12 @@ def test_session_figure_without_ground_truth_has_a_note(image):
     s = ClickSession(image, "q", DiscSegmenter())
     fig = session_figure(s)
     assert [t.get_text() for t in fig.axes[1].texts] == ["no ground truth: no IoU"]
+
+
+def test_iou_curve_has_a_y_label_above_the_ticks():
+    from seglib.interactive import iou_curve_image
+
+    img = iou_curve_image([], max_clicks=5)
+    label_box = img[2:14, 2:26]  # where "IoU" is written, above the tick column and the plot frame
+    assert (label_box.min(axis=2) < 128).sum() > 10
+    assert (img[2:14, 60:200] == 255).all()  # nothing else is drawn in the top margin
