@@ -264,28 +264,42 @@ def checkpoint_spec(checkpoint_dir: str | Path, paradigm: str | None = None, **o
 
 
 class Policy:
-    """A loaded checkpoint as a ``GenerateFn`` (``seglib.models.generate`` with fixed settings).
+    """A loaded checkpoint as a ``GenerateFn`` (``seglib.models.generate`` with fixed, explicit settings).
 
+    Generation settings are this object's (``max_new_tokens``, sampling's
+    ``temperature``/``top_p``/``top_k``, ``repetition_penalty`` for both), never
+    the checkpoint's ``generation_config``; the eos ids are the union of the
+    tokenizer's and the checkpoint's. ``settings(do_sample)`` gives them as a
+    dict, which ``predict_split`` writes into every record (``generation``).
     ``reseed(seed)`` fixes the sampling stream before a sample's work, so a
     sample's sampled answers do not depend on what ran before it.
     """
 
     def __init__(self, model: Any, processor: Any, max_new_tokens: int = 128, temperature: float = 1.0,
-                 top_p: float = 1.0, batch_size: int = 8):
+                 top_p: float = 1.0, batch_size: int = 8, top_k: int = 0, repetition_penalty: float = 1.0):
         self.model, self.processor = model, processor
         self.max_new_tokens, self.temperature, self.top_p, self.batch_size = max_new_tokens, temperature, top_p, batch_size
+        self.top_k, self.repetition_penalty = top_k, repetition_penalty
 
     def reseed(self, seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
 
+    def settings(self, do_sample: bool = False) -> dict:
+        """The generation settings of a greedy (``do_sample=False``) or sampled call, as recorded."""
+        from seglib.models import generation_settings
+
+        return generation_settings(self.model, self.processor.tokenizer, self.max_new_tokens, do_sample,
+                                   self.temperature, self.top_p, self.top_k, self.repetition_penalty)
+
     def __call__(self, images: list[np.ndarray], prompts: list[str], num_return_sequences: int = 1,
                  do_sample: bool = False) -> list[list[str]]:
         from seglib.models import generate
 
         return generate(self.model, self.processor, images, prompts, self.max_new_tokens, do_sample=do_sample,
-                        temperature=self.temperature, top_p=self.top_p,
+                        temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                        repetition_penalty=self.repetition_penalty,
                         num_return_sequences=num_return_sequences, batch_size=self.batch_size)
 
 
@@ -511,12 +525,21 @@ def predict_split(
     done = {r["sample_id"] for r in existing}
     todo = [s for s in samples if s.sample_id not in done]
     reseed = getattr(generate, "reseed", None)
+    settings_of = getattr(generate, "settings", None)
+    # greedy for greedy answers and greedy clicks; sampling for sample/vote and the PRM search's candidates
+    generation = settings_of(strategy not in ("greedy",)) if callable(settings_of) else None
+
+    def append(rec: dict) -> None:
+        if generation is not None:
+            rec["generation"] = generation
+        append_record(path, rec)
+
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{checkpoint} {label}", disable=not progress)
     if strategy == "greedy" and spec.paradigm != "clicks":
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             for rec in greedy_records(chunk, generate, segmenter, spec, checkpoint):
-                append_record(path, rec)
+                append(rec)
             bar.update(len(chunk))
     else:
         for s in todo:
@@ -527,7 +550,7 @@ def predict_split(
                                     max_clicks if strategy == "greedy" else search_t, k=search_k, patience=patience)
             else:
                 rec = sampled_record(s, generate, segmenter, spec, checkpoint, label, n_samples, vote_kwargs)
-            append_record(path, rec)
+            append(rec)
             bar.update(1)
     bar.close()
     return path
@@ -580,6 +603,8 @@ def run_checkpoint(
     top_p: float = 0.9,
     max_new_tokens: int = 128,
     max_clicks: int = 5,
+    top_k: int = 0,
+    repetition_penalty: float = 1.0,
     search_t: int = 5,
     search_k: Sequence[int] = (1,),
     patience: int | None = 1,
@@ -592,11 +617,15 @@ def run_checkpoint(
 
     ``vote``/``sample`` apply to boxpoints and polygon; ``prm_search`` to a
     clicks policy that writes its IoU (``spec.prm``), once per K in ``search_k``.
+    Generation: ``max_new_tokens``, sampling's ``temperature``/``top_p``/``top_k``
+    (0 = none) and ``repetition_penalty`` (1 = none, GRPO's setting), all explicit
+    (``Policy``); each record carries them as ``generation``.
     """
     checkpoint_dir = Path(checkpoint_dir)
     spec = spec or checkpoint_spec(checkpoint_dir)
     policy = load_checkpoint_policy(checkpoint_dir, device=device, max_new_tokens=max_new_tokens,
-                                    temperature=temperature, top_p=top_p, batch_size=batch_size)
+                                    temperature=temperature, top_p=top_p, batch_size=batch_size, top_k=top_k,
+                                    repetition_penalty=repetition_penalty)
     paths = []
     for strategy in strategies:
         if spec.paradigm == "clicks" and strategy in ("sample", "vote"):

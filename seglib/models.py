@@ -331,11 +331,42 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") >= 2 or "\\" in name
 
 
+#: How ``load_policy`` treats a folder holding a saved peft adapter (``adapter_config.json``):
+#: ``"frozen"`` loads it for inference; ``"trainable"`` loads it with its LoRA weights trainable (training
+#: continues the same adapter, the base stays frozen); ``"merge"`` merges it into the base in fp32 and returns
+#: plain weights (full fine-tuning then trains every parameter; a ``lora`` dict puts a new adapter on top).
+ADAPTER_MODES = ("frozen", "trainable", "merge")
+
+
+def _set_max_pixels(processor, max_pixels: int | None) -> None:
+    """Cap a dynamic-resolution image processor (Qwen-style ``size["longest_edge"]``, in pixels per image).
+
+    Processors with a fixed input size (the tiny llava's CLIP) are left alone.
+    The cap is kept when the processor is saved with a checkpoint.
+    """
+    if max_pixels is None:
+        return
+    ip = getattr(processor, "image_processor", None)
+    size = getattr(ip, "size", None)
+    try:
+        longest, shortest = size["longest_edge"], size["shortest_edge"]
+    except (TypeError, KeyError):
+        return
+    if longest is None or getattr(ip, "merge_size", None) is None:
+        return
+    max_pixels = int(max_pixels)
+    if max_pixels < int(shortest or 0):
+        raise ValueError(f"max_pixels {max_pixels} is below the processor's min_pixels {shortest}")
+    size["longest_edge"] = max_pixels
+
+
 def load_policy(
     name_or_path: str | Path,
     lora: dict | None = None,
     device: str = "cpu",
     dtype: torch.dtype | str | None = None,
+    adapter: str = "frozen",
+    max_pixels: int | None = None,
 ):
     """Load (model, processor) from a HF name or local folder through the Auto classes.
 
@@ -344,10 +375,16 @@ def load_policy(
     ``target_modules`` every linear layer of the language model is adapted and
     the vision tower is left out (StAR); ``include_vision=True`` adds it.
     A folder holding a saved peft adapter (``adapter_config.json``) is loaded
-    onto its base model.
+    onto its base model as ``adapter`` says (``ADAPTER_MODES``; ``"frozen"``
+    with a ``lora`` dict counts as ``"merge"``: the new adapter goes on the merged
+    weights). ``dtype`` None keeps the checkpoint's own (``"auto"``).
+    ``max_pixels`` caps a dynamic-resolution processor's image size (Qwen2.5-VL:
+    pixels per image; 28 x 28 pixels make one image token), None keeps it.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if adapter not in ADAPTER_MODES:
+        raise ValueError(f"adapter must be one of {ADAPTER_MODES}, got {adapter!r}")
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     path = Path(str(name_or_path)).expanduser()
@@ -356,29 +393,110 @@ def load_policy(
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
 
+        if adapter == "trainable" and lora:
+            raise ValueError(f"{path}: adapter='trainable' continues the saved adapter; a new lora dict "
+                             f"({lora}) would need adapter='merge'")
+        mode = "merge" if (lora and adapter == "frozen") else adapter
         cfg = json.loads((path / "adapter_config.json").read_text())
-        base, processor = load_policy(cfg["base_model_name_or_path"], None, device, dtype)
-        model = PeftModel.from_pretrained(base, str(path), is_trainable=lora is not None)
+        base_dtype = torch.float32 if mode == "merge" else dtype  # the merge runs in fp32
+        base, processor = load_policy(cfg["base_model_name_or_path"], None, device, base_dtype)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=mode == "trainable")
         if (path / "processor_config.json").exists() or (path / "tokenizer_config.json").exists():
             processor = AutoProcessor.from_pretrained(str(path))
+            processor.tokenizer.padding_side = "left"
+        if mode == "merge":
+            model = model.merge_and_unload()
+            model.requires_grad_(True)  # plain weights, as from_pretrained gives them (peft had frozen the base)
+            if dtype is not None and dtype != torch.float32:
+                model = model.to(dtype)
+            if lora:
+                model = _add_lora(model, lora)
+        _set_max_pixels(processor, max_pixels)
+        model.seglib_source = str(path)
         return model, processor
     kwargs = {} if dtype is None else {"dtype": dtype}
     model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), **kwargs)
     processor = AutoProcessor.from_pretrained(str(name_or_path))
     processor.tokenizer.padding_side = "left"
+    _set_max_pixels(processor, max_pixels)
     model.to(device)
     if lora:
-        from peft import LoraConfig, get_peft_model
-
-        lora = dict(lora)
-        include_vision = bool(lora.pop("include_vision", False))
-        lora.setdefault("r", 64)
-        lora.setdefault("lora_alpha", 64)
-        lora.setdefault("lora_dropout", 0.05)
-        if not lora.get("target_modules"):
-            lora["target_modules"] = lora_target_modules(model, include_vision=include_vision)
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+        model = _add_lora(model, lora)
+    model.seglib_source = str(name_or_path)
     return model, processor
+
+
+def _add_lora(model, lora: dict):
+    from peft import LoraConfig, get_peft_model
+
+    lora = dict(lora)
+    include_vision = bool(lora.pop("include_vision", False))
+    lora.setdefault("r", 64)
+    lora.setdefault("lora_alpha", 64)
+    lora.setdefault("lora_dropout", 0.05)
+    if not lora.get("target_modules"):
+        lora["target_modules"] = lora_target_modules(model, include_vision=include_vision)
+    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+
+
+def require_trainable(model, source: str | Path | None = None) -> int:
+    """The number of trainable parameter elements; raises ValueError naming ``source`` when there are none."""
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if n == 0:
+        where = source if source is not None else getattr(model, "seglib_source", "the policy")
+        raise ValueError(f"{where}: no parameter requires grad, training would change nothing (a LoRA "
+                         "checkpoint loaded frozen? load it with adapter='trainable' or 'merge')")
+    return n
+
+
+def load_for_training(
+    name_or_path: str | Path,
+    lora: dict | None = None,
+    device: str = "cpu",
+    adapter: str = "merge",
+    max_pixels: int | None = None,
+):
+    """(model, processor) ready to train: fp32 master weights wherever weights are trained.
+
+    Full fine-tuning (no adapter left trainable) loads every weight in fp32:
+    mixed precision is then the trainer's bf16 autocast, while the optimiser
+    updates fp32 weights (bf16 weights updated in place lose updates smaller
+    than their 8-bit mantissa's step, e.g. most of lr 1e-6). With a LoRA
+    adapter (a new one, or the source's with ``adapter="trainable"``) the frozen
+    base keeps the checkpoint's dtype and peft keeps the adapter in fp32.
+    An adapter source follows ``adapter`` (``ADAPTER_MODES``; default
+    ``"merge"``: merged in fp32, then fully fine-tuned, or a new ``lora`` on
+    top). Raises ValueError naming the checkpoint when nothing would train.
+    """
+    path = Path(str(name_or_path)).expanduser()
+    is_adapter = (path / "adapter_config.json").exists()
+    if adapter == "frozen":
+        raise ValueError(f"{name_or_path}: adapter='frozen' trains nothing; use 'trainable' or 'merge'")
+    uses_lora = bool(lora) or (is_adapter and adapter == "trainable")
+    dtype = None if uses_lora else torch.float32
+    model, processor = load_policy(name_or_path, lora=lora, device=device, dtype=dtype, adapter=adapter,
+                                   max_pixels=max_pixels)
+    model.to(device)
+    require_trainable(model, name_or_path)
+    return model, processor
+
+
+def merged_for_saving(model, inplace: bool = False):
+    """A LoRA model's weights merged into plain ones, computed in fp32.
+
+    Merging in bf16 rounds ``W + BA`` to bf16 and drops most small updates; the
+    merged model is fp32 and is saved as such. ``inplace=False`` merges a copy
+    (the model keeps training or generating as it was); ``True`` casts and
+    merges the model itself (after training, saves memory). A model without an
+    adapter is returned unchanged.
+    """
+    import copy
+
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    target = model if inplace else copy.deepcopy(model)
+    target.to(torch.float32)
+    return target.merge_and_unload()
 
 
 # --------------------------------------------------------------------------- generation
@@ -398,6 +516,53 @@ def _as_pil(image):
     return image.convert("RGB")
 
 
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends an answer: the tokenizer's ``<|im_end|>`` / eos and the checkpoint's own eos list.
+
+    Passing one eos id to ``generate`` replaces the checkpoint's list (Qwen2.5-VL
+    ships ``[151645, 151643]``: ``<|im_end|>`` and ``<|endoftext|>``), so the union is passed.
+    """
+    ids: list[int] = []
+
+    def add(v):
+        for i in (v if isinstance(v, (list, tuple)) else [v]):
+            if isinstance(i, int) and i >= 0 and i not in ids:
+                ids.append(i)
+
+    vocab = tokenizer.get_vocab()
+    if "<|im_end|>" in vocab:
+        add(vocab["<|im_end|>"])
+    add(tokenizer.eos_token_id)
+    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    return ids
+
+
+def generation_settings(model, tokenizer, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+                        top_p: float = 1.0, top_k: int = 0, repetition_penalty: float = 1.0) -> dict:
+    """The complete, explicit generation settings ``generate`` uses (JSON-ready; recorded with predictions).
+
+    Nothing is left for the checkpoint's ``generation_config`` to fill in (it
+    may carry e.g. ``repetition_penalty`` 1.05, ``do_sample`` true, ``top_k`` 1).
+    Greedy decoding records ``temperature`` 1, ``top_p`` 1, ``top_k`` 0 (unused).
+    ``top_k`` 0 = no top-k filter.
+    """
+    return {"do_sample": bool(do_sample), "max_new_tokens": int(max_new_tokens),
+            "temperature": float(temperature) if do_sample else 1.0, "top_p": float(top_p) if do_sample else 1.0,
+            "top_k": int(top_k) if do_sample else 0, "repetition_penalty": float(repetition_penalty),
+            "eos_token_id": eos_token_ids(model, tokenizer), "pad_token_id": tokenizer.pad_token_id}
+
+
+def _generation_config(settings: dict, num_return_sequences: int):
+    from transformers import GenerationConfig
+
+    s = dict(settings)
+    return GenerationConfig(
+        **s, num_return_sequences=num_return_sequences, num_beams=1, no_repeat_ngram_size=0, min_new_tokens=0,
+        length_penalty=1.0, bos_token_id=None, typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0,
+        encoder_repetition_penalty=1.0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
+        forced_bos_token_id=None, forced_eos_token_id=None)
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -411,13 +576,17 @@ def generate(
     num_return_sequences: int = 1,
     batch_size: int = 8,
     seed: int | None = None,
+    top_k: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> list[list[str]]:
     """Generate ``num_return_sequences`` answers per (image, prompt) pair.
 
     ``images`` are uint8 RGB arrays (or PIL images), ``prompts`` the user text
     (the chat template is applied here). Prompts are padded on the left with an
-    attention mask, so greedy outputs do not depend on ``batch_size``. Returns
-    one list of strings per input, special tokens removed.
+    attention mask, so greedy outputs do not depend on ``batch_size``. Every
+    setting is explicit (``generation_settings``); the checkpoint's
+    ``generation_config`` is not inherited. Returns one list of strings per
+    input, special tokens removed.
     """
     if len(images) != len(prompts):
         raise ValueError(f"generate: {len(images)} images but {len(prompts)} prompts")
@@ -428,23 +597,16 @@ def generate(
     model.eval()
     if seed is not None:
         torch.manual_seed(seed)
+    settings = generation_settings(model, tok, max_new_tokens, do_sample, temperature, top_p, top_k,
+                                   repetition_penalty)
+    gen_config = _generation_config(settings, num_return_sequences)
     out: list[list[str]] = []
     for start in range(0, len(prompts), batch_size):
         texts = [chat_prompt(processor, p) for p in prompts[start : start + batch_size]]
         pil = [[_as_pil(im)] for im in images[start : start + batch_size]]
         enc = processor(images=pil, text=texts, return_tensors="pt", padding=True, padding_side="left")
         enc = {k: v.to(device) if hasattr(v, "to") else v for k, v in enc.items()}
-        gen_kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=num_return_sequences,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else tok.eos_token_id,
-        )
-        if do_sample:
-            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-        else:
-            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        seqs = model.generate(**enc, **gen_kwargs)
+        seqs = model.generate(**enc, generation_config=gen_config)
         new = seqs[:, enc["input_ids"].shape[1] :]
         texts_out = tok.batch_decode(new, skip_special_tokens=True)
         for i in range(0, len(texts_out), num_return_sequences):

@@ -253,6 +253,17 @@ def read_trajectories(path: str | os.PathLike) -> list[Trajectory]:
     return [Trajectory.from_json(r) for r in _read_lines(path)[0]]
 
 
+def target_key(sample: Any) -> tuple | None:
+    """What F_sim's trajectory depends on: the image, its size and the target masks (not the query).
+
+    None for a sample without ``image_path`` / ``target_rles`` (it is simulated on its own).
+    """
+    if getattr(sample, "image_path", None) is None or getattr(sample, "target_rles", None) is None:
+        return None
+    rles = json.dumps(sample.target_rles, sort_keys=True, default=str)
+    return (str(sample.image_path), int(sample.height), int(sample.width), rles)
+
+
 def simulate_split(
     samples: Sequence[Any],
     segmenter: Any,
@@ -271,6 +282,13 @@ def simulate_split(
     Records already in the file (same ``sample_id`` and ``start``) are skipped; a
     torn last line from an interrupted run is cut off first. A file written with
     other settings is refused rather than mixed. Returns a summary dict.
+
+    F_sim never reads the query, so samples that share an image and a target
+    (one referring expression's several sentences) share one simulation
+    (``target_key``): the first sample of the group is simulated and the others
+    get a copy under their own ``sample_id`` (``summary["shared"]`` counts the
+    copies). With ``start="random_clicks"`` the start clicks then come from the
+    first sample's id.
     """
     from tqdm.auto import tqdm
 
@@ -292,14 +310,22 @@ def simulate_split(
         if good and not out_path.read_bytes().endswith(b"\n"):
             with open(out_path, "ab") as fh:
                 fh.write(b"\n")
-    summary = {"written": 0, "skipped_done": 0, "skipped_empty": 0, "path": str(out_path)}
+    summary = {"written": 0, "skipped_done": 0, "skipped_empty": 0, "shared": 0, "path": str(out_path)}
+    simulated: dict[tuple, Trajectory] = {}
     with open(out_path, "a") as fh:
         for s in tqdm(samples, desc=desc or f"F_sim trajectories ({start})", disable=not progress):
             if (str(s.sample_id), start) in done:
                 summary["skipped_done"] += 1
                 continue
-            traj = simulate(s, segmenter, max_clicks=max_clicks, tau_stop=tau_stop, tau_diff=tau_diff, start=start,
-                            seed=seed, gain_rule=gain_rule)
+            key = target_key(s)
+            if key is not None and key in simulated:
+                traj = Trajectory.from_json({**simulated[key].to_json(), "sample_id": str(s.sample_id)})
+                summary["shared"] += 1
+            else:
+                traj = simulate(s, segmenter, max_clicks=max_clicks, tau_stop=tau_stop, tau_diff=tau_diff,
+                                start=start, seed=seed, gain_rule=gain_rule)
+                if traj is not None and key is not None:
+                    simulated[key] = traj
             if traj is None:
                 summary["skipped_empty"] += 1
                 continue

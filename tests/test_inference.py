@@ -265,3 +265,66 @@ def test_resize_image_false_keeps_the_image_and_the_coarse_frame(tmp_path):
     write_task_file(d, "boxpoints", {"prompt_template": "compact", "resize": 28, "resize_image": False})
     spec = checkpoint_spec(d)
     assert (spec.resize, spec.resize_image, spec.template) == (28, False, "compact")
+
+
+# ----------------------------------------------------------------------------- explicit generation settings
+def _tiny(tmp_path):
+    from seglib.models import build_tiny_policy, load_policy
+
+    tiny = {"vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32, "text_layers": 1,
+            "text_heads": 2, "vocab_size": 300, "image_size": 56, "patch_size": 14}
+    path = build_tiny_policy(tiny, ["the red circle", "Positive point: (412, 377)", "square 1"] * 5, tmp_path / "p")
+    return load_policy(path)
+
+
+def test_generation_ignores_the_checkpoints_generation_config(tmp_path):
+    from seglib.models import generate
+
+    model, processor = _tiny(tmp_path)
+    ims = [np.full((30, 40, 3), 60 * i, np.uint8) for i in range(3)]
+    prompts = ["the red circle", "x", "square 1"]
+    clean = generate(model, processor, ims, prompts, max_new_tokens=12)
+    # a checkpoint file may carry sampling defaults (real Qwen2.5-VL: repetition_penalty 1.05, top_k 1, ...)
+    model.generation_config.repetition_penalty = 50.0
+    model.generation_config.no_repeat_ngram_size = 1
+    assert generate(model, processor, ims, prompts, max_new_tokens=12) == clean
+
+
+def test_eos_ids_are_the_union_of_tokenizer_and_checkpoint(tmp_path):
+    from seglib.models import eos_token_ids, generate
+
+    model, processor = _tiny(tmp_path)
+    tok = processor.tokenizer
+    im_end, pad = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config.eos_token_id = [im_end, pad]  # Qwen: [151645 <|im_end|>, 151643 <|endoftext|>]
+    assert eos_token_ids(model, tok) == [im_end, pad]
+    seen = []
+    original = model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["generation_config"])
+        return original(*args, **kwargs)
+
+    model.generate = spy
+    generate(model, processor, [np.zeros((30, 40, 3), np.uint8)], ["x"], max_new_tokens=3)
+    assert seen[0].eos_token_id == [im_end, pad] and seen[0].repetition_penalty == 1.0
+
+
+def test_prediction_records_carry_the_generation_settings(tmp_path):
+    from seglib.inference import Policy
+
+    model, processor = _tiny(tmp_path)
+    samples = make_samples(tmp_path, 2)
+    policy = Policy(model, processor, max_new_tokens=5, temperature=0.7, top_p=0.9, top_k=20,
+                    repetition_penalty=1.0)
+    spec = PolicySpec(paradigm="polygon")
+    greedy = read_predictions(predict_split(samples, policy, None, spec, tmp_path / "run", "ck", "greedy",
+                                            progress=False))
+    sampled = read_predictions(predict_split(samples, policy, None, spec, tmp_path / "run", "ck", "sample",
+                                             n_samples=2, progress=False))
+    g, s = greedy[0]["generation"], sampled[0]["generation"]
+    assert (g["do_sample"], g["max_new_tokens"], g["repetition_penalty"], g["top_k"]) == (False, 5, 1.0, 0)
+    assert (s["do_sample"], s["temperature"], s["top_p"], s["top_k"]) == (True, 0.7, 0.9, 20)
+    assert g["eos_token_id"] == [processor.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    assert all("generation" in r for r in greedy + sampled)
+    evaluate_records(greedy, "ck")  # evaluation reads the records as before

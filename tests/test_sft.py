@@ -177,3 +177,42 @@ def test_start_policy_is_the_base_or_an_earlier_finished_paradigm(tmp_path):
         sft.start_policy("polygon", "BASE", ckpt, {"polygon": "polygon"}, order)
     with pytest.raises(ValueError, match="LoRA"):
         sft.start_policy("polygon", "BASE", ckpt, {"polygon": "boxpoints"}, order, lora={"r": 8})
+
+
+# ----------------------------------------------------------------------------- token budgets and pixel caps
+def test_target_token_report_counts_texts_over_each_budget():
+    from seglib.train.sft import format_token_report, target_token_report
+
+    class Words:  # one token per word
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    # lengths with the end-of-turn token: "a b c" 3 + 1 = 4, "a" 1 + 1 = 2, "a b c d e" 5 + 1 = 6
+    report = target_token_report(Words(), ["a b c", "a", "a b c d e"], {"short": 4, "long": 6, "tiny": 1})
+    assert report == {"n": 3, "mean": 4.0, "max": 6, "over": {"short": 1, "long": 0, "tiny": 3}}
+    assert "1 over short" in format_token_report(report, "polygon")
+
+
+def test_max_pixels_caps_a_dynamic_resolution_processor(tmp_path):
+    import json as _json
+
+    import numpy as _np
+
+    from seglib.models import build_tiny_policy, load_policy
+
+    tiny = {"arch": "qwen2_5_vl", "vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32,
+            "text_layers": 1, "text_heads": 2, "vocab_size": 300, "image_size": 56, "patch_size": 14}
+    path = build_tiny_policy(tiny, ["the red circle"] * 8, tmp_path / "qwen")
+    cfg_file = tmp_path / "qwen" / "processor_config.json"
+    cfg = _json.loads(cfg_file.read_text())
+    cfg["image_processor"]["size"] = {"shortest_edge": 3136, "longest_edge": 12845056}  # Qwen2.5-VL's own range
+    cfg_file.write_text(_json.dumps(cfg))
+    image = _np.zeros((560, 840, 3), _np.uint8)
+    _, free = load_policy(path)
+    _, capped = load_policy(path, max_pixels=28 * 28 * 16)
+    count = lambda proc: int(proc(images=[image], text=["<|vision_start|><|image_pad|><|vision_end|>"],
+                                  return_tensors="pt")["image_grid_thw"].prod()) // 4
+    # 560 x 840 px at 28 px per token: 20 x 30 = 600 tokens; capped at 16 tokens' worth of pixels
+    assert count(free) == 600 and count(capped) <= 16
+    with pytest.raises(ValueError, match="min_pixels"):
+        load_policy(path, max_pixels=100)

@@ -133,3 +133,70 @@ def test_rollout_and_refined_examples_use_the_policy_prompt_template_and_snap():
     click = Click(*outs[0].steps[0].click)
     assert ex[0]["prompt"] == clicks_paradigm.prompt(sample, template="compact")
     assert ex[0]["target"] == clicks_paradigm.target_text(click, W, H, snap=4)
+
+
+# ----------------------------------------------------------------------------- rounds from a LoRA S_0
+def _lora_run_folder(tmp_path):
+    """A run folder with SynthRef data, F_sim trajectories and a LoRA clicks S_0 (adapter files only)."""
+    import torch
+
+    from seglib.data import load_samples, synthref
+    from seglib.models import build_tiny_policy, load_policy
+    from seglib.segmenters import build_segmenter
+    from seglib.train.sft import write_task_file
+    from seglib.trajectories import simulate_split
+
+    run = tmp_path / "run"
+    synthref.generate(run / "data", n_images=4, seed=0, image_size=56)
+    train = load_samples(run / "data", split="train")
+    seg = build_segmenter("classic")
+    simulate_split(train, seg, run / "trajectories" / "train.jsonl", max_clicks=2, progress=False)
+    tiny = {"vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32, "text_layers": 1,
+            "text_heads": 2, "vocab_size": 300, "image_size": 56, "patch_size": 14}
+    base = build_tiny_policy(tiny, ["Positive point: (412, 377)", "Negative point: (88, 901)",
+                                    clicks_paradigm.prompt(train[0])] * 4, tmp_path / "base")
+    s0 = run / "checkpoints" / "sft-clicks"
+    model, processor = load_policy(base, lora={"r": 4, "lora_alpha": 4})
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    model.save_pretrained(s0)
+    processor.save_pretrained(s0)
+    write_task_file(s0, "clicks", {"prm": False})
+    return run, seg
+
+
+@pytest.mark.parametrize("adapter", ["merge", "trainable"])
+def test_star_round_from_lora_s0_trains_and_is_not_redone(tmp_path, adapter, monkeypatch):
+    import torch
+
+    from seglib.models import load_policy
+    from seglib.train import sft as sft_module
+    from seglib.train.sft import SFTSettings
+    from seglib.train.star import run_star
+
+    run, seg = _lora_run_folder(tmp_path)
+    settings = SFTSettings(max_steps=1, learning_rate=1e-2, batch_size=2, warmup_ratio=0.0, save_steps=10,
+                           eval_steps=10, logging_steps=1)
+    run_star(run, seg, rounds=1, max_samples=2, max_clicks=2, sft_settings=settings, max_new_tokens=6,
+             adapter=adapter)
+    rdir = run / "checkpoints" / "star-clicks" / "round-1"
+    # the round's policy: full weights after an fp32 merge ("merge"), the S_0 adapter trained on ("trainable")
+    assert (rdir / ("config.json" if adapter == "merge" else "adapter_config.json")).exists()
+    s0, _ = load_policy(run / "checkpoints" / "sft-clicks", adapter="merge")
+    s1, _ = load_policy(rdir, adapter="merge")
+    a, b = s0.state_dict(), s1.state_dict()
+    lm = [k for k in a if "language_model" in k and k.endswith("q_proj.weight")]
+    # one SGD-like Adam step at lr 1e-2 moves every q_proj element (S_1 equalled S_0 byte for byte when frozen)
+    assert lm and all(float((a[k] != b[k]).float().mean()) > 0.9 for k in lm)
+    # resume after the round finished (star_done.json gone, e.g. killed before the stage folder was written):
+    # the round is taken as done, whichever files its policy has
+    (run / "checkpoints" / "star-clicks" / "star_done.json").unlink()
+    calls = []
+    monkeypatch.setattr(sft_module, "train_sft", lambda *a, **k: calls.append(1))
+    out = run_star(run, seg, rounds=1, max_samples=2, max_clicks=2, sft_settings=settings, max_new_tokens=6,
+                   adapter=adapter)
+    assert calls == [] and len(out["rounds"]) == 1
+    assert torch.equal(load_policy(rdir, adapter="merge")[0].state_dict()[lm[0]], b[lm[0]])

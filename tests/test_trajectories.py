@@ -173,7 +173,7 @@ def test_simulate_split_writes_resumes_and_tolerates_a_torn_line(tmp_path):
         fh.write('{"sample_id": "s2", "ste')  # interrupted mid-write
     seg2 = Scripted([rows_mask(10)])
     out = simulate_split(samples, seg2, path, progress=False)
-    assert out == {"written": 2, "skipped_done": 2, "skipped_empty": 1, "path": str(path)}
+    assert out == {"written": 2, "skipped_done": 2, "skipped_empty": 1, "shared": 0, "path": str(path)}
     assert len(seg2.calls) == 2  # only s2 and s3 were simulated
     trajs = read_trajectories(path)
     assert [t.sample_id for t in trajs] == ["s0", "s1", "s2", "s3"]
@@ -188,3 +188,55 @@ def test_simulate_split_writes_resumes_and_tolerates_a_torn_line(tmp_path):
     path.write_text(lines[0] + "\nnot json\n" + lines[1] + "\n")
     with pytest.raises(ValueError, match="line 2"):
         read_trajectories(path)
+
+
+# ----------------------------------------------------------------------------- one simulation per (image, target)
+def test_sentences_of_one_ref_share_one_simulation(tmp_path):
+    from seglib.data import Sample
+    from seglib.masks import encode_rle
+
+    gt = gt_block()
+    common = dict(image_path=str(tmp_path / "img.png"), kind="referring", split="train", height=H, width=W,
+                  target_rles=[encode_rle(gt)])
+    from PIL import Image
+
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(common["image_path"])
+    two = [Sample(sample_id="r1-0", query="the square", **common), Sample(sample_id="r1-1", query="top left", **common)]
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self):
+            self.inner, self.calls = build_segmenter("classic"), 0
+
+        def set_image(self, image):
+            return self.inner.set_image(image)
+
+        def predict(self, *a, **k):
+            self.calls += 1
+            return self.inner.predict(*a, **k)
+
+    one_seg, two_seg = Counting(), Counting()
+    simulate_split(two[:1], one_seg, tmp_path / "one.jsonl", max_clicks=3, progress=False)
+    summary = simulate_split(two, two_seg, tmp_path / "two.jsonl", max_clicks=3, progress=False)
+    assert two_seg.calls == one_seg.calls > 0  # the second sentence costs no segmenter call
+    assert summary["written"] == 2 and summary["shared"] == 1
+    a, b = read_trajectories(tmp_path / "two.jsonl")
+    assert (a.sample_id, b.sample_id) == ("r1-0", "r1-1")
+    assert a.ious == b.ious and [s.click for s in a.steps] == [s.click for s in b.steps]
+
+
+def test_cli_trajectories_follow_traj_splits_and_traj_max_samples(tmp_path):
+    from accelerate import PartialState
+
+    from seglib.data import synthref
+    from seglib.train.__main__ import ensure_trajectories
+
+    run = tmp_path / "run"
+    synthref.generate(run / "data", n_images=6, seed=0, image_size=56)
+    params = {"traj_splits": ["train"], "traj_max_samples": 2, "max_clicks": 2, "traj_starts": ["empty"]}
+    path = ensure_trajectories(run, params, PartialState(cpu=True))
+    assert len(read_trajectories(path)) <= 2  # at most 2 samples (empty targets write nothing)
+    assert not (run / "trajectories" / "val.jsonl").exists()  # val is not in traj_splits
+    with pytest.raises(FileNotFoundError, match="traj_splits"):
+        ensure_trajectories(tmp_path / "other", {"traj_splits": ["val"]}, PartialState(cpu=True))

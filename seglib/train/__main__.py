@@ -78,22 +78,36 @@ def ensure_data(run_dir: Path, params: dict, state) -> Path:
     return data_dir
 
 
-def ensure_trajectories(run_dir: Path, params: dict, state, samples) -> Path:
-    """``<run_dir>/trajectories/train.jsonl`` as notebook 02 writes it; made by the main process if missing."""
+def ensure_trajectories(run_dir: Path, params: dict, state, samples=None) -> Path:
+    """``<run_dir>/trajectories/<split>.jsonl`` as notebook 02 writes them; made by the main process if missing.
+
+    Like notebook 02: every split of ``traj_splits`` (default train and val),
+    the first ``traj_max_samples`` samples of each (None = all), every start
+    of ``traj_starts``. ``samples`` (the train split) is accepted for callers
+    that have it loaded; the splits are read from ``data/``. Returns the train
+    file, which clicks SFT reads (a ``traj_splits`` without ``train`` is an error).
+    """
+    from seglib.data import load_samples
     from seglib.segmenters import build_segmenter
     from seglib.trajectories import simulate_split
 
+    splits = list(_pick(params, "traj_splits", ["train", "val"]))
+    if "train" not in splits:
+        raise FileNotFoundError(f"traj_splits {splits} lacks 'train': clicks SFT trains on train trajectories")
+    cap = params.get("traj_max_samples")
     path = run_dir / "trajectories" / "train.jsonl"
     with state.main_process_first():
         if not path.is_file():
             _log(state, f"no trajectories in {path}: simulating them as notebook 02 does")
             seg = build_segmenter(params.get("segmenter", "classic"), device=params.get("device", "cpu"),
                                   sam2_config=params.get("sam2_config"), sam2_checkpoint=params.get("sam2_checkpoint"))
-            for start in _pick(params, "traj_starts", ["empty"]):
-                simulate_split(samples, seg, path, max_clicks=_pick(params, "max_clicks", 20),
-                               tau_stop=_pick(params, "tau_stop", 0.98), tau_diff=_pick(params, "tau_diff", 0.0),
-                               start=start, seed=params.get("seed", 0),
-                               gain_rule=_pick(params, "traj_gain_rule", "paper"), progress=state.is_main_process)
+            for split in splits:
+                ss = load_samples(run_dir / "data", split=split)[:cap]
+                for start in _pick(params, "traj_starts", ["empty"]):
+                    simulate_split(ss, seg, run_dir / "trajectories" / f"{split}.jsonl",
+                                   max_clicks=_pick(params, "max_clicks", 20), tau_stop=_pick(params, "tau_stop", 0.98),
+                                   tau_diff=_pick(params, "tau_diff", 0.0), start=start, seed=params.get("seed", 0),
+                                   gain_rule=_pick(params, "traj_gain_rule", "paper"), progress=state.is_main_process)
     return path
 
 
@@ -220,7 +234,11 @@ def run_sft(run_dir: Path, paradigm: str, params: dict, state, resume: bool, max
                               trajectories=trajectories, data_dir=data_dir, lora=params.get("lora"), resume=resume,
                               device=device, max_clicks=int(_pick(params, "sft_eval_clicks", 5)),
                               max_new_tokens=int(_pick(params, "sft_max_new_tokens", 48)),
-                              eval_during=int(_pick(params, "sft_eval_during", 0)))
+                              eval_during=int(_pick(params, "sft_eval_during", 0)),
+                              max_pixels=params.get("policy_max_pixels"),
+                              token_budgets={"sft_max_new_tokens": int(_pick(params, "sft_max_new_tokens", 48)),
+                                             "grpo_max_completion_length":
+                                                 params.get("grpo_max_completion_length")})
     steps = max((e.get("step", 0) for e in result["log_history"]), default=0)
     return {"out_dir": str(out_dir), "global_step": int(steps), "train_rows": result["n_train_rows"],
             "weights_sum": weights_sum(result["model"])}
@@ -245,7 +263,9 @@ def grpo_params(params: dict, max_steps: int | None = None):
         use_vllm=_pick(params, "grpo_use_vllm", d.use_vllm),  # trl's vLLM generation (GPUs with vllm; untested here)
         vllm_mode=_pick(params, "grpo_vllm_mode", d.vllm_mode),
         num_generations=_pick(params, "grpo_num_generations", d.num_generations),
-        prompts_per_step=_pick(params, "grpo_prompts_per_step", d.prompts_per_step),
+        prompts_per_step=_pick(params, "grpo_prompts_per_step", d.prompts_per_step),  # global, all processes
+        micro_batch=params.get("grpo_micro_batch"),
+        adapter=_pick(params, "grpo_adapter", d.adapter),
         max_steps=max_steps if max_steps is not None else _pick(params, "grpo_steps", d.max_steps),
         learning_rate=_pick(params, "grpo_learning_rate", d.learning_rate),
         weight_decay=_pick(params, "grpo_weight_decay", d.weight_decay),
@@ -290,7 +310,8 @@ def run_grpo(run_dir: Path, paradigm: str, params: dict, state, resume: bool, ma
     out = run_grpo_stage(run_dir, paradigm, p, start=start, policy=params.get("policy"), segmenter=seg,
                          rewards=(params.get("grpo_rewards") or {}).get(paradigm),
                          max_train_samples=params.get("grpo_max_train_samples"),
-                         max_history=_pick(params, "grpo_max_history", 0), resume=resume, device=device)
+                         max_history=_pick(params, "grpo_max_history", 0), resume=resume, device=device,
+                         max_pixels=params.get("policy_max_pixels"))
     done = Path(out) / "grpo_done.json"
     steps = json.loads(done.read_text()).get("steps") if done.is_file() else None
     return {"out_dir": str(out), "global_step": steps}

@@ -71,7 +71,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from seglib.models import reload_checkpoint_weights  # noqa: F401  (re-exported; trainers resume with it)
+from seglib.models import merged_for_saving, reload_checkpoint_weights  # noqa: F401  (re-exported; resume)
 from seglib.train import check_checkpoint_space
 
 #: A group scorer: the G completion texts of one prompt and that prompt's dataset row → one dict of
@@ -84,7 +84,8 @@ class GRPOParams:
     """GRPO/GSPO/REST hyper-parameters. Defaults are a small CPU run; ``seg_zero()`` gives the paper's."""
 
     num_generations: int = 4  # G (REST: n, the rollouts per prompt)
-    prompts_per_step: int = 2  # prompts in one optimiser step (Seg-Zero: 16)
+    prompts_per_step: int = 2  # prompts in one optimiser step over ALL processes (Seg-Zero: 16)
+    micro_batch: int | None = None  # completions per process per forward/backward; None = all of its share at once
     max_steps: int = 4
     learning_rate: float = 1e-5
     weight_decay: float = 0.0
@@ -102,6 +103,7 @@ class GRPOParams:
     num_iterations: int = 1  # optimiser passes per generation batch (μ); GSPO matters when > 1
     scale_rewards: str = "group"
     lora: dict | None = None  # None = full fine-tuning; else peft LoraConfig fields (StAR: r = alpha = 64)
+    adapter: str = "merge"  # a LoRA source: "merge" (fp32 merge, then full FT / new lora) | "trainable" (train it on)
     reward_weights: dict[str, float] = field(default_factory=dict)  # component → weight (default 1)
     rest_keep: int | None = None  # REST: m rollouts kept of num_generations (None = plain GRPO)
     save_steps: int = 2
@@ -138,6 +140,33 @@ class GRPOParams:
         if p.rest_keep is not None and not (2 <= p.rest_keep <= p.num_generations):
             raise ValueError(f"rest_keep (m) must be in [2, num_generations={p.num_generations}], got {p.rest_keep}")
         return p
+
+
+def batch_layout(prompts_per_step: int, num_generations: int, world_size: int = 1,
+                 micro_batch: int | None = None) -> tuple[int, int]:
+    """(per-device batch, gradient-accumulation steps) of a GLOBAL step of ``prompts_per_step`` prompts x G.
+
+    One optimiser step sees ``prompts_per_step * num_generations`` completions
+    in all: each of the ``world_size`` processes takes an equal share of
+    ``P * G / world_size`` completions, in passes of ``micro_batch``
+    completions (None = the whole share in one pass), so the accumulation is
+    ``share / micro_batch``. Seg-Zero's 16 prompts x G 8 on 8 GPUs with micro
+    batch 4: 128 completions, 16 per GPU, (4, 4). Raises ValueError naming
+    the numbers when they do not divide.
+    """
+    total = int(prompts_per_step) * int(num_generations)
+    if prompts_per_step < 1 or num_generations < 1 or world_size < 1:
+        raise ValueError(f"prompts_per_step ({prompts_per_step}), num_generations ({num_generations}) and "
+                         f"world_size ({world_size}) must be >= 1")
+    if total % world_size:
+        raise ValueError(f"prompts_per_step x num_generations = {prompts_per_step} x {num_generations} = {total} "
+                         f"completions do not split evenly over {world_size} processes")
+    share = total // world_size
+    micro = share if micro_batch is None else int(micro_batch)
+    if micro < 1 or share % micro:
+        raise ValueError(f"micro_batch {micro_batch} does not divide the {share} completions per process "
+                         f"({prompts_per_step} prompts x {num_generations} / {world_size} processes)")
+    return micro, share // micro
 
 
 # ----------------------------------------------------------------------------------------------- REST
@@ -386,6 +415,7 @@ def train_grpo(
     device: str = "cpu",
     callbacks: Sequence[Any] = (),
     task: dict | None = None,
+    max_pixels: int | None = None,
 ) -> str:
     """Train ``policy`` (a checkpoint folder or HF name) with GRPO/GSPO/REST on ``rows``; return the saved folder.
 
@@ -397,10 +427,18 @@ def train_grpo(
     ``grpo_done.json`` is returned as is, and one holding checkpoints continues
     from the last. ``task`` (paradigm, template, style, resize, prm: how the
     policy reads and writes) is saved as ``task.json`` for inference.
+
+    ``params.prompts_per_step`` is global (``batch_layout``: divided over the
+    processes, with ``params.micro_batch`` completions per pass and gradient
+    accumulation for the rest). The policy is loaded by
+    ``seglib.models.load_for_training``: fp32 weights for full fine-tuning (bf16 only as autocast), a LoRA
+    source merged in fp32 (``params.adapter="merge"``) or trained on
+    (``"trainable"``); a policy with nothing to train is refused.
+    ``max_pixels`` caps the processor's image size (None: the checkpoint's).
     """
     from trl import GRPOConfig
 
-    from seglib.models import load_policy
+    from seglib.models import load_for_training
 
     p = (params or GRPOParams()).resolved()
     out_dir = Path(out_dir)
@@ -420,12 +458,24 @@ def train_grpo(
     weights = [float(p.reward_weights.get(c, 1.0)) for c in components]
     rewards = ComponentRewards(scorer, components)
 
-    model, processor = load_policy(str(policy), lora=p.lora, device=device)
+    import os
+
+    from accelerate import PartialState
+
+    # the launcher's world size; an accelerate state already set up (the CLI's) knows it too. Not created here:
+    # creating it would fix its settings before the trainer's own (use_cpu) are applied.
+    world = PartialState().num_processes if PartialState._shared_state else int(os.environ.get("WORLD_SIZE", "1"))
+    per_device, accum = batch_layout(p.prompts_per_step, p.num_generations, world, p.micro_batch)
+    if p.rest_keep is not None and (p.prompts_per_step * p.rest_keep) % accum:
+        raise ValueError(f"REST keeps {p.prompts_per_step} x {p.rest_keep} rollouts, which do not split into "
+                         f"{accum} accumulation passes; choose micro_batch so they do")
+    model, processor = load_for_training(str(policy), lora=p.lora, device=device, adapter=p.adapter,
+                                         max_pixels=max_pixels)
     config = GRPOConfig(
         output_dir=str(out_dir),
         max_steps=p.max_steps,
-        per_device_train_batch_size=p.prompts_per_step * p.num_generations,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accum,
         num_generations=p.num_generations,
         num_iterations=p.num_iterations,
         max_completion_length=p.max_completion_length,
@@ -493,9 +543,9 @@ def _save_final(trainer: Any, processor: Any, out_dir: Path) -> None:
     model = trainer.model
     zero3 = bool(getattr(trainer, "is_deepspeed_enabled", False)) and \
         getattr(trainer.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
-    if hasattr(model, "merge_and_unload") and not zero3:
-        if trainer.is_world_process_zero():
-            trainer.accelerator.unwrap_model(model).merge_and_unload().save_pretrained(str(out_dir))
+    if hasattr(trainer.accelerator.unwrap_model(model), "merge_and_unload") and not zero3:
+        if trainer.is_world_process_zero():  # merged in fp32, saved in fp32: bf16 would drop most of the update
+            merged_for_saving(trainer.accelerator.unwrap_model(model), inplace=True).save_pretrained(str(out_dir))
     else:
         trainer.save_model(str(out_dir))
     if trainer.is_world_process_zero():
@@ -685,6 +735,7 @@ def run_grpo_stage(
     task: dict | None = None,
     resume: bool = True,
     device: str = "cpu",
+    max_pixels: int | None = None,
 ) -> str:
     """One GRPO run of notebook 04 inside a run folder; returns the checkpoint folder.
 
@@ -727,7 +778,8 @@ def run_grpo_stage(
     # weights may name components of several paradigms (one notebook parameter): keep this paradigm's
     params = GRPOParams(**{**asdict(params), "reward_weights": {k: v for k, v in params.reward_weights.items()
                                                                  if k in components}})
-    return train_grpo(source, rows, scorer, components, out_dir, params, resume=resume, device=device, task=task)
+    return train_grpo(source, rows, scorer, components, out_dir, params, resume=resume, device=device, task=task,
+                      max_pixels=max_pixels)
 
 
 # ----------------------------------------------------------------------------------------------- evaluation and figures

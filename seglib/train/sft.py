@@ -368,7 +368,10 @@ def train_sft(
     from trl import SFTConfig
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
+    from seglib.models import require_trainable
+
     settings = settings or SFTSettings()
+    require_trainable(model)  # a frozen adapter would save an identical policy
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     use_dense = (settings.dense_weight > 0 or settings.target_weight > 0) and "dense_objectness" in train_rows[0]
@@ -568,14 +571,21 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
                  val_samples: Sequence, segmenter, settings: SFTSettings, options: dict | None = None,
                  trajectories: Sequence = (), data_dir: str | Path | None = None, lora: dict | None = None,
                  resume: bool = False, device: str = "cpu", max_clicks: int = 5, max_new_tokens: int = 96,
-                 eval_during: int = 0, max_steps_per_trajectory: int | None = None) -> dict:
+                 eval_during: int = 0, max_steps_per_trajectory: int | None = None,
+                 max_pixels: int | None = None, token_budgets: dict[str, int] | None = None) -> dict:
     """Load ``base``, train one paradigm, evaluate on ``val_samples``; returns logs and per-sample rows.
 
     Dense targets (``settings.dense_weight`` > 0) come from ``data_dir``'s
     instances. ``eval_during`` > 0 also scores the first ``eval_during`` val
     samples every ``settings.eval_steps`` steps (logged as ``val_giou`` …).
+    The policy is loaded for training (``seglib.models.load_for_training``:
+    fp32 weights unless a LoRA adapter trains); ``max_pixels`` caps the
+    processor's image size (saved with the checkpoint). Polygon targets are
+    counted against ``token_budgets`` (name → tokens; default
+    ``{"max_new_tokens": max_new_tokens}``) and the count is printed and
+    returned as ``target_tokens``.
     """
-    from seglib.models import load_policy
+    from seglib.models import load_for_training, load_policy
 
     output_dir = Path(output_dir)
     if resume and (output_dir / "sft_done.json").is_file():
@@ -586,7 +596,7 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
                                            max_new_tokens)
         return {"log_history": json.loads(history.read_text()) if history.is_file() else [], "rows": rows,
                 "summary": summary, "by_kind": by_kind, "n_train_rows": None, "model": model, "processor": processor}
-    model, processor = load_policy(base, lora=lora, device=device)
+    model, processor = load_for_training(base, lora=lora, device=device, max_pixels=max_pixels)
     scene = grid = None
     if (settings.dense_weight > 0 or settings.target_weight > 0) and data_dir is not None:
         from seglib.train.pretrain_vision import scene_objects
@@ -600,6 +610,12 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
         eval_rows = sample_rows(paradigm, [s for s in val_samples if s.kind != "reasoning"][:16], options, scene, grid)
     if not train_rows:
         raise ValueError(f"sft_paradigm({paradigm}): no training rows (no samples or trajectories in the run folder)")
+    tokens_report = None
+    if paradigm == "polygon":
+        tokens_report = target_token_report(processor.tokenizer, [r["completion"][0]["content"][0]["text"]
+                                                                  for r in train_rows],
+                                            token_budgets or {"max_new_tokens": max_new_tokens})
+        print(format_token_report(tokens_report, f"{paradigm} SFT targets"))
     eval_fn = None
     if eval_during:
         few = list(val_samples[:eval_during])
@@ -618,4 +634,24 @@ def sft_paradigm(paradigm: str, base: str | Path, output_dir: str | Path, train_
     (Path(output_dir) / "sft_done.json").write_text(json.dumps({"paradigm": paradigm, "start": str(base),
                                                                  **task_spec(paradigm, options).__dict__}))
     return {"log_history": result["log_history"], "rows": rows, "summary": summary, "by_kind": by_kind,
-            "n_train_rows": len(train_rows), "model": model, "processor": processor}
+            "n_train_rows": len(train_rows), "model": model, "processor": processor, "target_tokens": tokens_report}
+
+
+def target_token_report(tokenizer: Any, texts: Sequence[str], budgets: dict[str, int]) -> dict:
+    """How many target texts fit each token budget: ``{"n", "mean", "max", "over": {name: count}}``.
+
+    ``budgets`` maps a name (e.g. ``max_new_tokens``, ``grpo_max_completion_length``)
+    to a length in tokens; a target counts as over when its token count plus
+    one (the end-of-turn token the answer must end with) exceeds it.
+    """
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts]
+    return {"n": len(lengths), "mean": float(np.mean(lengths)) if lengths else 0.0,
+            "max": int(max(lengths, default=0)),
+            "over": {name: int(sum(n > int(b) for n in lengths)) for name, b in budgets.items() if b is not None}}
+
+
+def format_token_report(report: dict, what: str = "targets") -> str:
+    """One line: ``polygon SFT targets: 12 of 300 exceed max_new_tokens (512) ...``."""
+    parts = [f"{what}: {report['n']} texts, {report['mean']:.0f} tokens on average, {report['max']} at most"]
+    parts += [f"{c} over {name}" for name, c in report["over"].items()]
+    return "; ".join(parts)

@@ -303,6 +303,7 @@ def run_star(
     batch_size: int = 8,
     resume: bool = True,
     device: str = "cpu",
+    adapter: str = "merge",
 ) -> dict:
     """StaR+ for the clicks paradigm in a run folder; returns the per-round statistics.
 
@@ -313,11 +314,16 @@ def run_star(
     (``rollouts_plain.jsonl``, ``rollouts_refined.jsonl``) and its policy S_n to
     ``checkpoints/star-clicks/round-<n>/``; the last round's policy is also saved
     at ``checkpoints/star-clicks`` itself, with ``star_done.json`` (statistics
-    and task) and ``task.json``. A finished round is not redone on resume.
+    and task) and ``task.json``. A finished round (its statistics and a policy,
+    full weights or a LoRA adapter) is not redone on resume.
+
+    S_n is trained from S_0 loaded for training (``seglib.models.load_for_training``):
+    a LoRA S_0 is merged in fp32 and fully fine-tuned (``adapter="merge"``) or
+    its adapter trained on (``"trainable"``); nothing trainable is an error.
     """
     from seglib.data import load_samples
     from seglib.inference import checkpoint_spec
-    from seglib.models import load_policy
+    from seglib.models import load_for_training, load_policy
     from seglib.trajectories import read_trajectories
     from seglib.train.sft import SFTSettings, click_rows, train_sft
 
@@ -343,7 +349,8 @@ def run_star(
         rdir = out_dir / f"round-{n}"
         rdir.mkdir(parents=True, exist_ok=True)
         stats_path = rdir / "round_stats.json"
-        if resume and stats_path.exists() and (rdir / "config.json").exists():
+        if resume and stats_path.exists() and ((rdir / "config.json").exists()
+                                               or (rdir / "adapter_config.json").exists()):
             stats.append(json.loads(stats_path.read_text()))
             current = rdir
             continue
@@ -358,7 +365,7 @@ def run_star(
         del model
         examples = refined_examples(refined, by_id, prm=spec.prm, template=spec.template, snap=snap)
         union = original + sft_rows(examples)
-        model0, processor0 = load_policy(str(s0), lora=None, device=device)  # S_n is trained from S_0
+        model0, processor0 = load_for_training(str(s0), device=device, adapter=adapter)  # S_n from S_0
         train_sft(model0, processor0, union, None, rdir, settings, resume=resume)
         (rdir / "task.json").write_text(json.dumps(task, indent=1))
         n_actions, n_replaced, n_unparsable = replacement_shares(refined)
