@@ -99,7 +99,7 @@ def test_policy_standin_has_the_3b_settings(standins):
     assert v.fullatt_block_indexes == [1]  # full attention on the last of the 2 blocks
     proc = AutoProcessor.from_pretrained(standins["policy"])
     ip = proc.image_processor
-    assert (ip.min_pixels, ip.max_pixels) == (3136, 12845056)
+    assert (ip.size["shortest_edge"], ip.size["longest_edge"]) == (3136, 12845056)  # min / max pixels
     tok = proc.tokenizer
     assert tok("Hello world").input_ids == [9707, 1879]
     assert len(tok) == 151643 + 22  # Qwen2 BPE + Qwen2.5's 22 special tokens (<|endoftext|> .. <|file_sep|>)
