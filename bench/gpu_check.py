@@ -131,7 +131,8 @@ def grpo_step(model, device: str, side: int, group: int, completion_len: int) ->
     _sync(device)
     t0 = time.perf_counter()
     with torch.no_grad(), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
-        seqs = model.generate(input_ids=prompt.repeat(group, 1), attention_mask=torch.ones_like(prompt).repeat(group, 1),
+        seqs = model.generate(input_ids=prompt.repeat(group, 1),
+                              attention_mask=torch.ones_like(prompt).repeat(group, 1),
                               pixel_values=pixel_values.repeat(group, 1), image_grid_thw=grid.repeat(group, 1),
                               do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=completion_len,
                               min_new_tokens=completion_len, eos_token_id=None, pad_token_id=151643,
@@ -279,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def in_budget(name: str) -> bool:
         if time.perf_counter() - start > args.budget_s:
-            rows.append({"part": name, "seconds": None, "tokens": None, "peak_gib": None, "note": "over budget: skipped"})
+            rows.append({"part": name, "seconds": None, "tokens": None, "peak_gib": None,
+                         "note": "over budget: skipped"})
             return False
         return True
 

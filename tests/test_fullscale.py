@@ -299,7 +299,8 @@ def test_deepspeed_zero2_sft_step_on_two_cpu_processes(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env={**ENV, "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    ranks = [json.loads(f.read_text()) for f in sorted((run / "checkpoints" / "sft-boxpoints" / "ranks").glob("*.json"))]
+    rank_files = sorted((run / "checkpoints" / "sft-boxpoints" / "ranks").glob("*.json"))
+    ranks = [json.loads(f.read_text()) for f in rank_files]
     assert [r["process_index"] for r in ranks] == [0, 1]
     assert all(r["distributed_type"] == "DistributedType.DEEPSPEED" and r["num_processes"] == 2
                and r["backend"] == "gloo" for r in ranks)
