@@ -273,9 +273,8 @@ ZERO2_CPU = {
 }
 
 
-def test_deepspeed_zero2_sft_step_on_two_cpu_processes(tmp_path):
-    """configs/accelerate/multi_gpu_zero2.yaml's settings on 2 CPU processes (gloo), the tiny policy of smoke.yaml."""
-    pytest.importorskip("deepspeed")
+def _tiny_run(tmp_path: Path) -> tuple[Path, float]:
+    """A run folder with a 6-image SynthRef and smoke.yaml's kind of tiny base policy; (folder, weights sum)."""
     from seglib.data import load_samples, synthref
     from seglib.models import build_tiny_policy, load_policy
     from seglib.train.__main__ import weights_sum
@@ -287,18 +286,32 @@ def test_deepspeed_zero2_sft_step_on_two_cpu_processes(tmp_path):
     synthref.generate(run / "data", 6, 0, image_size=64, progress=False)
     texts = training_texts(["boxpoints"], load_samples(run / "data", "train"), [], {})
     build_tiny_policy(tiny, texts, run / "checkpoints" / "policy-base")
-    base_sum = weights_sum(load_policy(run / "checkpoints" / "policy-base")[0])
+    return run, weights_sum(load_policy(run / "checkpoints" / "policy-base")[0])
+
+
+def _launch_deepspeed(tmp_path: Path, stage: int, args: list[str]) -> subprocess.CompletedProcess:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = tmp_path / "zero2_cpu.yaml"
-    config.write_text(yaml.safe_dump({**ZERO2_CPU, "main_process_port": port}))
+    config = tmp_path / f"zero{stage}_cpu.yaml"
+    ds = {**ZERO2_CPU["deepspeed_config"], "zero_stage": stage}
+    if stage == 3:
+        ds.update(zero3_init_flag=True, zero3_save_16bit_model=True)
+    config.write_text(yaml.safe_dump({**ZERO2_CPU, "deepspeed_config": ds, "main_process_port": port}))
     cmd = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file", str(config),
-           "-m", "seglib.train", "sft", "--params", "params/smoke.yaml", "--run-dir", str(run),
-           "--paradigm", "boxpoints", "--max-steps", "2", "-p", "sft_eval_samples=1"]
+           "-m", "seglib.train", *args]
     proc = subprocess.run(cmd, cwd=ROOT, env={**ENV, "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def test_deepspeed_zero2_sft_step_on_two_cpu_processes(tmp_path):
+    """configs/accelerate/multi_gpu_zero2.yaml's settings on 2 CPU processes (gloo), the tiny policy of smoke.yaml."""
+    pytest.importorskip("deepspeed")
+    run, base_sum = _tiny_run(tmp_path)
+    _launch_deepspeed(tmp_path, 2, ["sft", "--params", "params/smoke.yaml", "--run-dir", str(run), "--paradigm",
+                                    "boxpoints", "--max-steps", "2", "-p", "sft_eval_samples=1"])
     rank_files = sorted((run / "checkpoints" / "sft-boxpoints" / "ranks").glob("*.json"))
     ranks = [json.loads(f.read_text()) for f in rank_files]
     assert [r["process_index"] for r in ranks] == [0, 1]
@@ -306,3 +319,18 @@ def test_deepspeed_zero2_sft_step_on_two_cpu_processes(tmp_path):
                and r["backend"] == "gloo" for r in ranks)
     assert ranks[0]["weights_sum"] == pytest.approx(ranks[1]["weights_sum"], rel=1e-12)  # identical replicas
     assert ranks[0]["weights_sum"] != pytest.approx(base_sum, rel=1e-9)  # and the step changed them
+
+
+def test_deepspeed_zero3_grpo_step_on_two_cpu_processes(tmp_path):
+    """ZeRO-3 (parameters sharded, gathered for generation) GRPO on 2 CPU processes: both ranks see a world of 2."""
+    pytest.importorskip("deepspeed")
+    run, _ = _tiny_run(tmp_path)
+    _launch_deepspeed(tmp_path, 3, ["grpo", "--params", "params/smoke.yaml", "--run-dir", str(run), "--paradigm",
+                                    "boxpoints", "--from-base", "--max-steps", "1", "-p", "grpo_num_generations=2",
+                                    "-p", "grpo_prompts_per_step=2", "-p", "grpo_max_completion_length=8",
+                                    "-p", "grpo_max_train_samples=4"])
+    out = run / "checkpoints" / "grpo-boxpoints-rlonly"
+    ranks = [json.loads(f.read_text()) for f in sorted((out / "ranks").glob("*.json"))]
+    assert [r["process_index"] for r in ranks] == [0, 1]
+    assert all(r["distributed_type"] == "DistributedType.DEEPSPEED" and r["num_processes"] == 2 for r in ranks)
+    assert json.loads((out / "grpo_done.json").read_text())["steps"] == 1
