@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run" and args.dry_run:
             problems = dry_run(args.params, overrides=args.param)
             for problem in problems:
-                print(f"missing: {problem}")
+                print(f"problem: {problem}")
             print(f"{args.params}: {'ready to run' if not problems else f'{len(problems)} problem(s)'}")
             return 1 if problems else 0
         if args.command == "run":

@@ -132,21 +132,113 @@ def test_cli_reports_unknown_key_without_traceback(tmp_path):
     assert "unknown parameter 'no_such_key'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_dry_run_reports_missing_paths_and_names(tmp_path):
-    d = tmp_path / "nb"
-    d.mkdir()
-    make_notebook(d / "01_x.ipynb",
-                  "run_dir = 'x'\npolicy = None\nsam2_config = None\nsam2_checkpoint = None\ndata_root = None\n", "pass")
-    present = tmp_path / "weights.pt"
-    present.write_bytes(b"x")
-    good = load_params(None, [f"sam2_checkpoint={present}", "sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml",
-                              f"policy={tmp_path}"], notebook_dir=d)
-    assert good["policy"] == str(tmp_path)
+DRY_PARAMS = ("run_dir = 'x'\ndataset = 'synthref'\ndata_root = None\nrefcoco_dataset = 'refcocog'\n"
+              "refcoco_split_by = 'umd'\nimage_dir = None\nreasonseg_root = None\npolicy = None\n"
+              "segmenter = 'sam2'\nsam2_config = None\nsam2_checkpoint = None\n")
+
+
+@pytest.fixture(scope="module")
+def dry_inputs(tmp_path_factory):
+    """A small refer root, a ReasonSeg root, a policy folder and a real (random) SAM2.1 hiera-t checkpoint."""
+    import torch
+    from sam2.build_sam import build_sam2
+
+    from seglib.fullscale import build_reasonseg_standin, build_refcocog_standin
+
+    base = tmp_path_factory.mktemp("dry")
+    nb = base / "nb"
+    nb.mkdir()
+    make_notebook(nb / "01_x.ipynb", DRY_PARAMS, "pass")
+    refer = build_refcocog_standin(base / "refer", refs_per_split={"train": 2, "val": 1, "test": 1})
+    reasonseg = build_reasonseg_standin(base / "ReasonSeg", per_split={"val": 1, "test": 1})
+    policy = base / "policy"
+    policy.mkdir()
+    (policy / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    (policy / "model.safetensors").write_bytes(b"weights")
+    (policy / "tokenizer_config.json").write_text("{}")
+    torch.manual_seed(0)
+    ckpt = base / "sam2.1_hiera_t.pt"
+    torch.save({"model": build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu").state_dict()}, ckpt)
+    good = ["dataset=refcoco", f"data_root={refer['data_root']}", f"reasonseg_root={reasonseg}",
+            f"policy={policy}", "sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml", f"sam2_checkpoint={ckpt}"]
+    return {"nb": nb, "good": good, "base": base, "refer": refer}
+
+
+def _dry(inputs, *changes):
     from seglib.runs import dry_run
-    assert dry_run(None, [f"sam2_checkpoint={present}", "sam2_config=configs/sam2.1/sam2.1_hiera_t.yaml",
-                          f"policy={tmp_path}"], notebook_dir=d) == []
-    problems = dry_run(None, ["sam2_checkpoint=/nowhere/sam2.1_hiera_large.pt", "sam2_config=configs/nope.yaml",
-                              "policy=NoSuchOrg/no-such-model", "data_root=/nowhere/refcocog"], notebook_dir=d)
+
+    return dry_run(None, [*inputs["good"], *changes], notebook_dir=inputs["nb"])
+
+
+def test_dry_run_passes_complete_inputs(dry_inputs):
+    assert _dry(dry_inputs) == []
+
+
+def test_dry_run_refuses_empty_data_root(dry_inputs):
+    empty = dry_inputs["base"] / "empty_root"
+    empty.mkdir()
+    problems = _dry(dry_inputs, f"data_root={empty}")
+    assert problems and all(p.startswith("data_root:") for p in problems)
+    assert "refcocog/refs(umd).p" in problems[0] and "refcocog/instances.json" in problems[1]
+
+
+def test_dry_run_refuses_unknown_refer_dataset_and_split(dry_inputs):
+    problems = _dry(dry_inputs, "refcoco_dataset=refcocoX")
+    assert len(problems) == 1 and problems[0].startswith("refcoco_dataset:") and "refcocoX" in problems[0]
+    # refcoco+ has only the unc split (refer toolkit); umd belongs to refcocog
+    problems = _dry(dry_inputs, "refcoco_dataset=refcoco+")
+    assert len(problems) == 1 and problems[0].startswith("refcoco_split_by:") and "umd" in problems[0]
+
+
+def test_dry_run_refuses_refs_without_their_images(dry_inputs):
+    elsewhere = dry_inputs["base"] / "no_images"
+    elsewhere.mkdir()
+    problems = _dry(dry_inputs, f"image_dir={elsewhere}")
+    # 4 refs (2 train + 1 val + 1 test), none of whose images is in the empty folder
+    assert problems == [f"image_dir: 4 of the first 4 refs' images are not in {elsewhere} "
+                        f"(first: COCO_train2014_000000100000.jpg)"]
+
+
+def test_dry_run_refuses_reasonseg_root_without_split_folders(dry_inputs):
+    bad = dry_inputs["base"] / "ReasonSeg_flat"
+    (bad / "images").mkdir(parents=True)
+    problems = _dry(dry_inputs, f"reasonseg_root={bad}")
+    assert len(problems) == 1 and problems[0].startswith("reasonseg_root:") and "['val', 'test']" in problems[0]
+    lonely = dry_inputs["base"] / "ReasonSeg_noimg"
+    (lonely / "val").mkdir(parents=True)
+    (lonely / "val" / "a.json").write_text("{}")
+    problems = _dry(dry_inputs, f"reasonseg_root={lonely}")
+    assert len(problems) == 1 and "have no image beside them (first: a.json)" in problems[0]
+
+
+def test_dry_run_refuses_empty_policy_folder(dry_inputs):
+    empty = dry_inputs["base"] / "empty_policy"
+    empty.mkdir()
+    problems = _dry(dry_inputs, f"policy={empty}")
+    assert len(problems) == 3 and all(p.startswith("policy:") for p in problems)
+    assert "no config.json" in problems[0] and "no weights" in problems[1] and "no tokenizer" in problems[2]
+    adapter = dry_inputs["base"] / "adapter_only"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(empty)}))
+    problems = _dry(dry_inputs, f"policy={adapter}")
+    assert len(problems) == 1 and "adapter_model.safetensors" in problems[0]
+
+
+def test_dry_run_refuses_sam2_config_checkpoint_mismatch(dry_inputs):
+    problems = _dry(dry_inputs, "sam2_config=configs/sam2.1/sam2.1_hiera_l.yaml")
+    assert len(problems) == 1 and problems[0].startswith("sam2_checkpoint:")
+    # hiera-t ends its trunk at 768 channels, hiera-l at 1152 (sam2's configs: embed_dim 96 / 144, x8)
+    assert "does not match sam2_config configs/sam2.1/sam2.1_hiera_l.yaml" in problems[0]
+    assert "shapes differ" in problems[0] and "keys missing" in problems[0]
+    not_sam = dry_inputs["base"] / "not_sam.pt"
+    not_sam.write_bytes(b"x")
+    problems = _dry(dry_inputs, f"sam2_checkpoint={not_sam}")
+    assert len(problems) == 1 and "not a readable torch checkpoint" in problems[0]
+
+
+def test_dry_run_reports_missing_paths_and_names(dry_inputs):
+    problems = _dry(dry_inputs, "sam2_checkpoint=/nowhere/sam2.1_hiera_large.pt", "sam2_config=configs/nope.yaml",
+                    "policy=NoSuchOrg/no-such-model", "data_root=/nowhere/refcocog")
     text = "\n".join(problems)
     assert len(problems) == 4
     assert "/nowhere/sam2.1_hiera_large.pt" in text and "configs/nope.yaml" in text
