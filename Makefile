@@ -1,14 +1,14 @@
 # Two commands do everything on a fresh machine:
-#   make run    bootstrap .venv, then run every notebook on params/smoke.yaml
+#   make run    bootstrap .venv, then run every notebook on params/quick.yaml (about 15 minutes on 2 cores)
 #   make test   bootstrap .venv and the system packages the tests need, then the whole test suite
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-PARAMS ?= params/smoke.yaml
+PARAMS ?= params/quick.yaml
 
-.PHONY: run test venv system-packages clean-venv
+.PHONY: run test venv system-packages gpu-check deepspeed clean-venv
 
 run: $(STAMP)
 	$(PY) -m seglib run $(PARAMS)
@@ -21,6 +21,14 @@ system-packages:
 	@./scripts/system_packages.sh
 
 venv: $(STAMP)
+
+# The prepared GPU check (bench/gpu_check.py): full-size Qwen2.5-VL-3B SFT/GRPO steps, SAM2.1 hiera-l, vLLM if present.
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py
+
+# Optional: DeepSpeed for the ZeRO launchers (pinned apart, so the default environment stays without it).
+deepspeed: $(STAMP)
+	DS_BUILD_OPS=0 $(PIP) install --disable-pip-version-check -q -r requirements-deepspeed.lock
 
 # torch first, pinned, so nothing can pull a CUDA build; then the exact lock;
 # then sam2 (an sdist) built against that torch without CUDA; then seglib itself.
