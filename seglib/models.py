@@ -556,6 +556,9 @@ def _generation_config(settings: dict, num_return_sequences: int):
     from transformers import GenerationConfig
 
     s = dict(settings)
+    if not s["do_sample"]:
+        # sampling knobs mean nothing to greedy decoding; left unset, transformers does not warn that they are ignored
+        s.update(temperature=None, top_p=None, top_k=None)
     return GenerationConfig(
         **s, num_return_sequences=num_return_sequences, num_beams=1, no_repeat_ngram_size=0, min_new_tokens=0,
         length_penalty=1.0, bos_token_id=None, typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0,

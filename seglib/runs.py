@@ -185,6 +185,8 @@ def run_notebooks(
     # the kernels inherit it: string hashes, hence set order (e.g. trl's model-card tags), repeat from run to run
     os.environ.setdefault("PYTHONHASHSEED", str(params.get("seed", 0)))
     os.environ["SEGLIB_HEADLESS"] = "1"  # kernels draw text progress bars, which a saved notebook keeps (seglib.progress)
+    # no bar per weight-loading or shard-writing call (transformers / hub); the training and data bars stay
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     paths = select_notebooks(notebook_paths(notebook_dir), only)
     if not paths:
         raise RunError(f"no notebooks found in {notebook_dir}")

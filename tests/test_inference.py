@@ -328,3 +328,20 @@ def test_prediction_records_carry_the_generation_settings(tmp_path):
     assert g["eos_token_id"] == [processor.tokenizer.convert_tokens_to_ids("<|im_end|>")]
     assert all("generation" in r for r in greedy + sampled)
     evaluate_records(greedy, "ck")  # evaluation reads the records as before
+
+
+def test_greedy_generation_config_sets_no_sampling_knobs():
+    """Greedy decoding leaves temperature/top_p/top_k unset, so transformers has nothing to call ignored."""
+    import warnings
+
+    from seglib.models import _generation_config
+
+    settings = {"do_sample": False, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
+                "repetition_penalty": 1.0, "eos_token_id": [2], "pad_token_id": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = _generation_config(settings, 1)
+    assert (config.temperature, config.top_p, config.top_k) == (None, None, None)
+    assert config.do_sample is False and config.repetition_penalty == 1.0
+    sampled = _generation_config({**settings, "do_sample": True, "temperature": 0.7, "top_k": 5}, 4)
+    assert (sampled.temperature, sampled.top_k, sampled.num_return_sequences) == (0.7, 5, 4)
