@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--rerun", metavar="NOTEBOOKS",
                       help="run these finished notebooks again (e.g. 03) in an existing folder; later ones become stale")
     run.add_argument("--outputs", default=None, help="folder holding run folders (default: outputs/)")
+    run.add_argument("--quiet", action="store_true", help="no per-cell progress bar inside each notebook")
     run.add_argument("--dry-run", action="store_true",
                      help="validate parameters and check every path and model name; run nothing")
 
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             kwargs = {"outputs_dir": Path(args.outputs)} if args.outputs else {}
             run_dir = run_notebooks(args.params, overrides=args.param, only=args.only, run_name=args.name,
-                                    resume=args.resume, force=args.force, rerun=args.rerun, **kwargs)
+                                    resume=args.resume, force=args.force, rerun=args.rerun,
+                                    progress=not args.quiet, **kwargs)
             print(f"run folder: {run_dir}")
         elif args.command == "compare":
             print(compare_runs(Path(args.a), Path(args.b), all_rows=args.all), end="")
