@@ -91,47 +91,8 @@ def load_refcoco(
     img_dir = Path(image_dir) if image_dir else root / "images" / "mscoco" / "images" / "train2014"
     refs = load_refs_pickle(refs_path, root)
     images, anns, cats = _read_instances(inst_path)
-    wanted = None if splits is None else ({splits} if isinstance(splits, str) else set(splits))
-    kept_images: list[int] = []
-    samples: list[Sample] = []
-    for i, ref in enumerate(refs):
-        try:
-            ref_id, ann_id, image_id = ref["ref_id"], int(ref["ann_id"]), int(ref["image_id"])
-            split, sentences = str(ref["split"]), ref["sentences"]
-        except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"{refs_path}: ref #{i} is malformed (missing or bad {err})") from None
-        if wanted is not None and split not in wanted:
-            continue
-        if image_id not in kept_images:
-            if max_images is not None and len(kept_images) >= max_images:
-                continue
-            kept_images.append(image_id)
-        im = images.get(image_id)
-        if im is None:
-            raise DataError(f"{inst_path}: ref {ref_id} names image {image_id}, which is not in the instances file")
-        ann = anns.get(ann_id)
-        if ann is None:
-            raise DataError(f"{inst_path}: ref {ref_id} names annotation {ann_id}, which is not in the instances file")
-        if int(ann.get("image_id", -1)) != image_id:
-            raise DataError(f"{inst_path}: annotation {ann_id} is on image {ann.get('image_id')}, "
-                            f"but ref {ref_id} says image {image_id}")
-        image_path = img_dir / im["file_name"]
-        if not image_path.is_file():
-            raise DataError(f"{image_path}: image file missing for ref {ref_id} (image {image_id})")
-        h, w = int(im["height"]), int(im["width"])
-        rle = segmentation_to_rle(ann.get("segmentation"), h, w, f"{inst_path}: annotation {ann_id} (ref {ref_id})")
-        for k, sent in enumerate(sentences):
-            text = sent.get("sent") if isinstance(sent, dict) else None
-            if not isinstance(text, str):
-                raise DataError(f"{refs_path}: ref {ref_id} sentence {k} has no 'sent' text")
-            samples.append(Sample(
-                sample_id=f"{ref_id}-{k}", image_path=str(image_path), query=text, kind="referring",
-                split=split, height=h, width=w, target_rles=[rle],
-                meta={"ref_id": ref_id, "image_id": image_id, "ann_ids": [ann_id], "sentence_index": k,
-                      "sent_id": sent.get("sent_id"), "category_names": [cats.get(int(ann.get("category_id", -1)))],
-                      "dataset": f"{dataset}({split_by})"},
-            ))
-    return samples
+    return _samples_from_refs(refs, images, anns, cats, img_dir, refs_path, inst_path, splits, max_images,
+                              f"{dataset}({split_by})", skip_crowd=False, grouped=False)
 
 
 def _read_instances(inst_path: Path) -> tuple[dict, dict, dict]:
@@ -165,8 +126,6 @@ def load_grefcoco(
     still follows the ref's ``ann_id`` list. ``splits`` / ``max_images`` as in :func:`load_refcoco`.
     ``meta["no_target"]`` keeps the flag.
     """
-    from seglib.data import NO_TARGET_ID
-
     root = Path(data_root)
     if refs_file is not None:
         refs_path = Path(refs_file)
@@ -188,6 +147,17 @@ def load_grefcoco(
         if not isinstance(refs, list):
             raise DataError(f"{refs_path}: expected a list of refs")
     images, anns, cats = _read_instances(inst_path)
+    return _samples_from_refs(refs, images, anns, cats, img_dir, refs_path, inst_path, splits, max_images,
+                              f"grefcoco({split_by})", skip_crowd=skip_crowd, grouped=True)
+
+
+def _samples_from_refs(refs: list, images: dict, anns: dict, cats: dict, img_dir: Path, refs_path: Path,
+                       inst_path: Path, splits, max_images: int | None, dataset_label: str, skip_crowd: bool,
+                       grouped: bool) -> list[Sample]:
+    """One Sample per (ref, sentence). ``grouped``: gRefCOCO refs (``ann_id`` a list, ``no_target``);
+    otherwise refer's refs (one int ``ann_id``)."""
+    from seglib.data import NO_TARGET_ID
+
     wanted = None if splits is None else ({splits} if isinstance(splits, str) else set(splits))
     kept_images: list[int] = []
     samples: list[Sample] = []
@@ -199,7 +169,7 @@ def load_grefcoco(
             split, sentences = str(ref["split"]), ref["sentences"]
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{refs_path}: ref #{i} is malformed (missing or bad {err})") from None
-        no_target = bool(ref.get("no_target", False)) or not ann_ids
+        no_target = (bool(ref.get("no_target", False)) or not ann_ids) if grouped else False
         if no_target and ann_ids:
             raise DataError(f"{refs_path}: ref {ref_id} has no_target set but names annotations {ann_ids}")
         if wanted is not None and split not in wanted:
@@ -236,9 +206,9 @@ def load_grefcoco(
                 sample_id=f"{ref_id}-{k}", image_path=str(image_path), query=text, kind=kind,
                 split=split, height=h, width=w, target_rles=list(rles),
                 meta={"ref_id": ref_id, "image_id": image_id, "ann_ids": kept_ids, "sentence_index": k,
-                      "sent_id": sent.get("sent_id"), "no_target": no_target,
+                      "sent_id": sent.get("sent_id"),
                       "category_names": [cats.get(int(anns[a].get("category_id", -1))) for a in kept_ids],
-                      "dataset": f"grefcoco({split_by})"},
+                      "dataset": dataset_label, **({"no_target": no_target} if grouped else {})},
             ))
     return samples
 
