@@ -22,14 +22,6 @@ system-packages:
 
 venv: $(STAMP)
 
-# The prepared GPU check (bench/gpu_check.py): full-size Qwen2.5-VL-3B SFT/GRPO steps, SAM2.1 hiera-l, vLLM if present.
-gpu-check: $(STAMP)
-	$(PY) bench/gpu_check.py
-
-# Optional: DeepSpeed for the ZeRO launchers (pinned apart, so the default environment stays without it).
-deepspeed: $(STAMP)
-	DS_BUILD_OPS=0 $(PIP) install --disable-pip-version-check -q -r requirements-deepspeed.lock
-
 # torch first, pinned, so nothing can pull a CUDA build; then the exact lock;
 # then sam2 (an sdist) built against that torch without CUDA; then seglib itself.
 $(STAMP): requirements.lock pyproject.toml
@@ -40,6 +32,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install --disable-pip-version-check -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
+
+# The prepared GPU check (bench/gpu_check.py): full-size Qwen2.5-VL-3B SFT/GRPO steps, SAM2.1 hiera-l, vLLM if present.
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py
+
+# Optional: DeepSpeed for the ZeRO launchers (pinned apart, so the default environment stays without it).
+deepspeed: $(STAMP)
+	DS_BUILD_OPS=0 $(PIP) install --disable-pip-version-check -q -r requirements-deepspeed.lock
 
 clean-venv:
 	rm -rf $(VENV)
