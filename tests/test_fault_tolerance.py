@@ -139,8 +139,10 @@ _INFER_CHILD = textwrap.dedent("""
     generate = policy.__call__
 
     class Slow:
-        # the policy, 0.4 s slower per call, so the parent can kill between lines; reseed passes through
+        # the policy, 0.4 s slower per call, so the parent can kill between lines; reseed and the recorded
+        # generation settings pass through
         reseed = staticmethod(policy.reseed)
+        settings = staticmethod(policy.settings)
         def __call__(self, *args, **kwargs):
             time.sleep(0.4)
             return generate(*args, **kwargs)
