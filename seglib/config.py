@@ -189,8 +189,12 @@ def explicit_params(
     params_path: str | Path | None,
     overrides: list[str] = (),
     notebook_dir: Path = NOTEBOOK_DIR,
+    check_choices: bool = True,
 ) -> dict[str, Any]:
-    """Only the values the parameter file and the ``-p`` overrides set, validated (name, type, choices)."""
+    """Only the values the parameter file and the ``-p`` overrides set, validated (name, type, choices).
+
+    ``check_choices=False`` leaves the ``CHOICES`` check to the caller (the dry run lists those with the rest).
+    """
     known = known_parameters(notebook_paths(notebook_dir))
     from_file = _read_param_file(params_path)
     merged = dict(from_file)
@@ -211,17 +215,25 @@ def explicit_params(
             explicit[key] = check_value(key, value, known.get(key))
         except ParamError as err:  # name where the value came from: the file or a -p override
             raise ParamError(f"{source}: {err}") from None
-        allowed = choices_for(key)
-        if allowed is not None and value is not None and value not in allowed:
-            raise ParamError(f"{source}: parameter {key!r} is {value!r}{_did_you_mean(value, allowed)}; "
-                             f"choose one of {', '.join(map(str, allowed))}")
+        problem = choice_problem(key, value) if check_choices else None
+        if problem:
+            raise ParamError(f"{source}: parameter {problem}")
     return explicit
+
+
+def choice_problem(key: str, value: Any) -> str | None:
+    """``"'difficulty' is 'medum' (did you mean 'medium'?); choose one of ..."``, or None when the value is valid."""
+    allowed = choices_for(key)
+    if allowed is None or value is None or value in allowed:
+        return None
+    return f"{key!r} is {value!r}{_did_you_mean(value, allowed)}; choose one of {', '.join(map(str, allowed))}"
 
 
 def load_params(
     params_path: str | Path | None,
     overrides: list[str] = (),
     notebook_dir: Path = NOTEBOOK_DIR,
+    check_choices: bool = True,
 ) -> dict[str, Any]:
     """Resolve and validate parameters: notebook defaults < file < overrides (the record of a run).
 
@@ -230,7 +242,7 @@ def load_params(
     """
     known = known_parameters(notebook_paths(notebook_dir))
     resolved = {k: v for k, v in known.items() if k not in INJECTED_KEYS}
-    resolved.update(explicit_params(params_path, overrides, notebook_dir=notebook_dir))
+    resolved.update(explicit_params(params_path, overrides, notebook_dir=notebook_dir, check_choices=check_choices))
     return resolved
 
 

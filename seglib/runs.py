@@ -28,6 +28,7 @@ from seglib.config import (
     REPO_ROOT,
     RUNNER_KEYS,
     ParamError,
+    choice_problem,
     explicit_params,
     load_params,
     notebook_injection,
@@ -395,9 +396,14 @@ def dry_run(params_path: str | Path | None, overrides: list[str] = (), notebook_
       ``{"model": state_dict}`` whose keys and shapes are those of the model the config describes
       (built on the meta device: no memory, no GPU; the checkpoint is read onto the meta device too).
     """
-    params = load_params(params_path, overrides, notebook_dir=notebook_dir)
+    params = load_params(params_path, overrides, notebook_dir=notebook_dir, check_choices=False)
     problems: list[str] = []
     missing: set[str] = set()
+    for key, value in sorted(params.items()):
+        if key not in ("refcoco_dataset", "refcoco_split_by"):  # checked below, with the refer layout
+            problem = choice_problem(key, value)
+            if problem:
+                problems.append(f"{key}: {problem}")
     for key, value in sorted(params.items()):
         if value in (None, "") or not isinstance(value, str):
             continue

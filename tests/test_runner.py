@@ -142,3 +142,10 @@ def test_saved_notebook_keeps_finished_progress_bars(tmp_path):
     final = text.replace("\r", "\n").strip().splitlines()[-1]
     assert final.startswith("loop: 100%") and "7/7" in final
     assert all(o.get("name") == "stdout" for o in outputs if o.get("output_type") == "stream")
+
+
+def test_dry_run_lists_a_bad_choice_as_a_problem(two_defaults):
+    from seglib.runs import dry_run
+
+    problems = dry_run(None, ["difficulty=medum"], notebook_dir=two_defaults)
+    assert any(p.startswith("difficulty: 'difficulty' is 'medum' (did you mean 'medium'?)") for p in problems)
