@@ -61,6 +61,7 @@ CHOICES: dict[str, Any] = {
     "grpo_vllm_mode": ["colocate", "server"],
     "traj_gain_rule": _gain_rules,
     "demo_split": _synthref_splits,
+    "scaling_on": ["all", "latest"],
 }
 
 

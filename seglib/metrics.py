@@ -7,6 +7,9 @@
 - gIoU = mean of the per-sample IoUs; cIoU = ΣI / ΣU (LISA / ReasonSeg).
 - Acc@0.5 (REC) = share of predicted boxes with inclusive-box IoU ≥ 0.5.
 - NoC@thr = clicks needed to reach IoU ≥ thr, capped at ``max_clicks`` (20).
+- ``hungarian_sum``: the maximum-gain matching of predicted to ground-truth objects
+  (VisionReasoner / StAR multi-object rewards).
+- ``calibration``: how well a PRM's predicted IoUs match the true ones (SegAgent's PRM search).
 
 All values are fractions in [0, 1] (multiply by 100 for the papers' tables).
 """
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seglib.masks import box_iou
+from seglib.masks import box_iou, iou_from_counts, overlap_counts
 
 
 @dataclass
@@ -40,16 +43,13 @@ class IoUMeter:
             raise ValueError(f"IoUMeter.update: gt must be (H, W), got shape {gt.shape}")
         if pred is None:
             inter, union = 0, int(np.count_nonzero(gt))
+            iou = 0.0
         else:
             pred = np.asarray(pred, dtype=bool)
             if pred.shape != gt.shape:
                 raise ValueError(f"IoUMeter.update: pred shape {pred.shape} differs from gt shape {gt.shape}")
-            inter = int(np.count_nonzero(pred & gt))
-            union = int(np.count_nonzero(pred | gt))
-        if pred is None:
-            iou = 0.0
-        else:
-            iou = 1.0 if union == 0 else inter / union
+            inter, union = overlap_counts(pred, gt)
+            iou = iou_from_counts(inter, union)
         self.intersections.append(inter)
         self.unions.append(union)
         self.per_sample.append(iou)
@@ -69,8 +69,7 @@ class IoUMeter:
         """ΣI / ΣU; 1.0 if every sample so far had both masks empty, 0.0 before any update."""
         if not self.per_sample:
             return 0.0
-        total_union = sum(self.unions)
-        return 1.0 if total_union == 0 else sum(self.intersections) / total_union
+        return iou_from_counts(sum(self.intersections), sum(self.unions))
 
     def summary(self) -> dict[str, float]:
         return {"giou": self.giou, "ciou": self.ciou, "count": self.count}
@@ -104,8 +103,31 @@ def noc(ious_per_click: Sequence[float], thr: float, max_clicks: int = 20) -> in
     return max_clicks
 
 
-def mean_noc(trajectories: Sequence[Sequence[float]], thr: float, max_clicks: int = 20) -> float:
-    """Mean NoC@thr over several click trajectories (each as for ``noc``); 0.0 for none."""
-    if not trajectories:
-        return 0.0
-    return float(np.mean([noc(t, thr, max_clicks) for t in trajectories]))
+def hungarian_sum(gain: np.ndarray) -> tuple[float, int]:
+    """Maximum-gain one-to-one assignment of an (M, N) gain matrix: (sum of matched gains, number of matches)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if gain.size == 0:
+        return 0.0, 0
+    rows, cols = linear_sum_assignment(gain, maximize=True)
+    return float(gain[rows, cols].sum()), len(rows)
+
+
+def calibration(pred_iou: Sequence[float], true_iou: Sequence[float]) -> dict:
+    """PRM calibration: ``{"mae", "pearson", "n"}`` between predicted and true IoU (fractions).
+
+    ``pearson`` is None with fewer than 2 pairs or a constant side; ``mae`` is
+    None with no pairs.
+    """
+    p = np.asarray(pred_iou, float)
+    t = np.asarray(true_iou, float)
+    if p.shape != t.shape:
+        raise ValueError(f"calibration: {p.shape} predicted vs {t.shape} true IoUs")
+    n = int(p.size)
+    if n == 0:
+        return {"mae": None, "pearson": None, "n": 0}
+    mae = float(np.mean(np.abs(p - t)))
+    pearson = None
+    if n >= 2 and p.std() > 0 and t.std() > 0:
+        pearson = float(np.corrcoef(p, t)[0, 1])
+    return {"mae": mae, "pearson": pearson, "n": n}

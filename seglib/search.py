@@ -1,33 +1,31 @@
-"""PRM tree search for the clicks paradigm (SegAgent, "process reward model").
+"""PRM tree search over a stepped paradigm whose policy estimates its own IoU (SegAgent, "process reward model").
 
-The PRM-format policy writes the current mask's IoU before its action:
+A PRM-format clicks policy writes the current mask's IoU before its action:
 ``Current IoU: 85.2, Positive point: (412, 377)``. SegAgent uses that
-self-predicted IoU to search over click paths (docs/METHODS.md, "Inference-time
-scaling"):
+self-predicted IoU to search over action paths (docs/METHODS.md, "Inference-time
+scaling"). Everything here goes through the paradigm's members: ``observe``
+(state image and prompt), ``parse``, ``decode`` (the next state) and
+``Decoded.pred_iou`` (the self-estimate a text holds):
 
 * at each of at most T steps, take K candidate actions at the current state:
   the greedy action plus K − 1 sampled ones;
-* run the segmenter on every candidate with ``predict_many`` (all clicks so
-  far plus the candidate, and the previous mask's logits), so the K
-  candidates share one image encode (``set_image`` is called once per search);
-  identical candidate clicks are segmented and scored once;
-* score each next mask by the policy's own IoU estimate at that next state
-  (a greedy generation on the overlaid state image), keep the best candidate
-  (earliest on ties); the scoring text also yields the next greedy action;
+* decode every distinct candidate answer at the current state (the
+  segmenter's image is encoded once: ``set_image`` caches by content);
+  candidates with the same action are scored once;
+* score each next state by the policy's own IoU estimate there (a greedy
+  generation at that state), keep the best candidate (earliest on ties); the
+  scoring text also yields the next greedy action;
 * stop at T, or when the predicted IoU has not risen for ``patience`` steps;
 * return the mask of the best-scoring step (earliest on ties).
 
 K = 1 is "PRM-guided stopping only": the path is exactly the greedy path, and
 only the stopping and the choice of step differ. ``select="last"`` with
-``patience=None`` is plain greedy clicking (no PRM) on the same machinery.
+``patience=None`` is plain greedy stepping (no PRM) on the same machinery.
 
-Every step records all candidates (text, click, predicted and, given the
-ground truth, true IoU, mask). ``calibration`` reports the PRM's MAE and
-Pearson correlation between predicted and true IoU (SegAgent: MAE ≈ 6–7 IoU
-points, Pearson ≈ 0.9 at full scale).
-
-Predicted IoUs are fractions in [0, 1] here (the text's 0–100 divided by 100).
-Clicks are ``(x, y, positive)`` in pixels of the image as given.
+Every step records all candidates (text, action, predicted and, given the
+ground truth, true IoU, mask). ``seglib.metrics.calibration`` reports the PRM's
+MAE and Pearson correlation between predicted and true IoU. Predicted IoUs are
+fractions in [0, 1]; clicks are ``(x, y, positive)`` in pixels of the image.
 """
 from __future__ import annotations
 
@@ -38,23 +36,33 @@ from typing import Any
 
 import numpy as np
 
-# (images, prompts, num_return_sequences, do_sample) -> per prompt a list of texts
+from seglib.masks import encode_rle, mask_iou
+
+#: (images, prompts, num_return_sequences, do_sample) -> per prompt a list of texts
 GenerateFn = Callable[[list[np.ndarray], list[str], int, bool], list[list[str]]]
-# text -> (self-predicted IoU as a fraction or None, click (x, y, positive) in pixels or None)
-ParseFn = Callable[[str], tuple[float | None, tuple[int, int, bool] | None]]
-# current mask -> (state image the policy sees, prompt text)
-StateFn = Callable[[np.ndarray], tuple[np.ndarray, str]]
+
+
+@dataclass
+class Look:
+    """One text the policy wrote at ``state``, decoded there: ``decoded`` and the ``next_state`` it leads to."""
+
+    state: Any
+    text: str
+    decoded: Any
+    next_state: Any
 
 
 @dataclass
 class Candidate:
     text: str  # the text whose action this candidate applies
-    click: tuple[int, int, bool] | None
+    click: tuple[int, int, bool] | None  # the action in pixels (the click it added), None if unparsable
     score_text: str = ""  # greedy text at the candidate's next state (holds the predicted IoU)
     pred_iou: float | None = None  # self-predicted IoU of the next mask (fraction)
     iou: float | None = None  # true IoU of the next mask, when the ground truth is given
     mask: np.ndarray | None = field(default=None, repr=False)
     logits: Any = field(default=None, repr=False)
+    look: Look | None = field(default=None, repr=False)  # the candidate's action decoded
+    follow: Look | None = field(default=None, repr=False)  # the score text decoded at the next state
 
 
 @dataclass
@@ -83,98 +91,124 @@ class SearchResult:
         return [s.best.click for s in self.steps]
 
 
-def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    from seglib.masks import mask_iou
+def look(paradigm: Any, state: Any, text: str, segmenter: Any) -> Look:
+    """``text`` parsed and decoded at ``state``."""
+    decoded, next_state = paradigm.decode(state, paradigm.parse(text), segmenter)
+    return Look(state, text, decoded, next_state)
 
-    return float(mask_iou(pred, gt))
+
+def action_of(lk: Look) -> tuple[int, int, bool] | None:
+    """The click a parsed look added, as ``(x, y, positive)`` pixels (None when unparsed or nothing was added)."""
+    added = lk.next_state.clicks[len(lk.state.clicks):] if lk.decoded.parsed else ()
+    if not added:
+        return None
+    c = added[-1]
+    return int(c.x), int(c.y), bool(c.positive)
+
+
+def candidate(lk: Look, follow: Look | None, gt_mask: np.ndarray | None) -> Candidate:
+    """A step's candidate from its decoded action and the decoded score text at its next state."""
+    c = Candidate(text=lk.text, click=action_of(lk), look=lk, follow=follow)
+    if lk.decoded.parsed:
+        c.mask = np.asarray(lk.next_state.mask, bool)
+        c.logits = lk.next_state.logits
+        c.iou = None if gt_mask is None else mask_iou(c.mask, gt_mask)
+    if follow is not None:
+        c.score_text, c.pred_iou = follow.text, follow.decoded.pred_iou
+    return c
+
+
+def _decode_all(paradigm: Any, state: Any, texts: Sequence[str], segmenter: Any, known: Look) -> list[Look]:
+    """``texts`` decoded at ``state``; an answer equal to an earlier one (or to ``known``'s) is decoded once."""
+    import json
+
+    def key(answer: Any) -> str:
+        return json.dumps(paradigm.to_json(answer), sort_keys=True)
+
+    first = paradigm.parse(known.text)
+    done = {} if first is None else {key(first): (known.decoded, known.next_state)}
+    out = []
+    for text in texts:
+        answer = paradigm.parse(text)
+        k = None if answer is None else key(answer)
+        if k in done:
+            dec_next = done[k]
+            out.append(Look(state, text, *dec_next))
+            continue
+        decoded, next_state = paradigm.decode(state, answer, segmenter)
+        if k is not None:
+            done[k] = (decoded, next_state)
+        out.append(Look(state, text, decoded, next_state))
+    return out
 
 
 def _rank_key(v: float | None) -> float:
     return -math.inf if v is None or not np.isfinite(v) else float(v)
 
 
+def _greedy(paradigm: Any, states: list, generate: GenerateFn) -> list[str]:
+    views = [paradigm.observe(s) for s in states]
+    return [o[0] for o in generate([v[0] for v in views], [v[1] for v in views], 1, False)]
+
+
+def _score(paradigm: Any, cands: list[Candidate], generate: GenerateFn, segmenter: Any) -> None:
+    """Score the parsed candidates: one greedy generation per distinct action (the same next state), decoded there."""
+    unique: dict[tuple, Candidate] = {}
+    for c in cands:
+        unique.setdefault(c.click, c)
+    firsts = list(unique.values())
+    texts = _greedy(paradigm, [c.look.next_state for c in firsts], generate)
+    for c, text in zip(firsts, texts):
+        follow = look(paradigm, c.look.next_state, text, segmenter)
+        c.follow, c.score_text, c.pred_iou = follow, follow.text, follow.decoded.pred_iou
+    for c in cands:
+        f = unique[c.click]
+        c.follow, c.score_text, c.pred_iou = f.follow, f.score_text, f.pred_iou
+
+
 def prm_search(
-    image: np.ndarray,
-    state_fn: StateFn,
+    paradigm: Any,
+    state: Any,
     generate: GenerateFn,
-    parse: ParseFn,
     segmenter: Any,
     max_steps: int,
     k: int = 1,
     patience: int | None = 1,
     gt_mask: np.ndarray | None = None,
     select: str = "best",
-    make_prompt: Callable[..., Any] | None = None,
 ) -> SearchResult:
-    """SegAgent's PRM tree search from an empty mask (see the module docstring).
+    """SegAgent's PRM tree search from ``state`` (``paradigm.start(sample)``; see the module docstring).
 
     ``generate`` must be deterministic when ``do_sample`` is False. ``select``
     is "best" (the best-scoring step's mask) or "last" (the last step's mask:
-    plain clicking). ``patience=None`` never stops early.
+    plain stepping). ``patience=None`` never stops early.
     """
     if max_steps < 1 or k < 1:
         raise ValueError(f"prm_search: max_steps and k must be ≥ 1, got {max_steps}, {k}")
     if select not in ("best", "last"):
         raise ValueError(f"prm_search: select must be 'best' or 'last', got {select!r}")
-    if make_prompt is None:
-        from seglib.segmenters import Prompt as make_prompt  # noqa: N813
-    height, width = image.shape[:2]
-    segmenter.set_image(image)
-    mask = np.zeros((height, width), bool)
-    logits = None
-    clicks: list[tuple[int, int, bool]] = []
-
-    state_img, state_prompt = state_fn(mask)
-    score_text = generate([state_img], [state_prompt], 1, False)[0][0]
-    initial_pred = parse(score_text)[0]
+    mask = np.zeros((state.height, state.width), bool) if state.mask is None else state.mask
+    current = look(paradigm, state, _greedy(paradigm, [state], generate)[0], segmenter)
+    initial_pred = current.decoded.pred_iou
     steps: list[SearchStep] = []
     best_pred, since_best = _rank_key(initial_pred), 0
     stopped_by = "max_steps"
     for t in range(1, max_steps + 1):
-        texts = [score_text]
+        looks = [current]
         if k > 1:
-            texts += list(generate([state_img], [state_prompt], k - 1, True)[0])
-        cands = [Candidate(text=tx, click=parse(tx)[1]) for tx in texts]
+            image, prompt = paradigm.observe(state)
+            looks += _decode_all(paradigm, state, generate([image], [prompt], k - 1, True)[0], segmenter, current)
+        cands = [candidate(lk, None, gt_mask) for lk in looks]
         valid = [c for c in cands if c.click is not None]
         if not valid:
             stopped_by = "no_action"
             break
-        # identical clicks are segmented and scored once
-        unique: dict[tuple, Candidate] = {}
-        for c in valid:
-            unique.setdefault(tuple(c.click), c)
-        firsts = list(unique.values())
-        prompts = []
-        for c in firsts:
-            path = clicks + [c.click]
-            prompts.append(make_prompt(points_xy=[(int(x), int(y)) for x, y, _ in path],
-                                       labels=[1 if pos else 0 for _, _, pos in path],
-                                       mask_logits=logits))
-        preds = segmenter.predict_many(prompts)  # one image encode for all K
-        state_of: dict[tuple, tuple[np.ndarray, str]] = {}
-        for c, p in zip(firsts, preds):
-            c.mask = np.asarray(p.mask, bool)
-            c.logits = p.logits
-            if gt_mask is not None:
-                c.iou = _iou(c.mask, gt_mask)
-            state_of[tuple(c.click)] = state_fn(c.mask)
-        outs = generate([state_of[tuple(c.click)][0] for c in firsts],
-                        [state_of[tuple(c.click)][1] for c in firsts], 1, False)
-        for c, o in zip(firsts, outs):
-            c.score_text = o[0]
-            c.pred_iou = parse(o[0])[0]
-        for c in valid:
-            f = unique[tuple(c.click)]
-            if c is not f:
-                c.mask, c.logits, c.iou, c.score_text, c.pred_iou = f.mask, f.logits, f.iou, f.score_text, f.pred_iou
-        states = [state_of[tuple(c.click)] for c in valid]
+        _score(paradigm, valid, generate, segmenter)
         chosen_valid = max(range(len(valid)), key=lambda i: (_rank_key(valid[i].pred_iou), -i))
         chosen = cands.index(valid[chosen_valid])
         best = cands[chosen]
         steps.append(SearchStep(step=t, candidates=cands, chosen=chosen))
-        mask, logits, clicks = best.mask, best.logits, clicks + [best.click]
-        score_text = best.score_text
-        state_img, state_prompt = states[chosen_valid]
+        state, current = best.look.next_state, best.follow
         if _rank_key(best.pred_iou) > best_pred:
             best_pred, since_best = _rank_key(best.pred_iou), 0
         else:
@@ -192,30 +226,8 @@ def prm_search(
     return SearchResult(steps, best_step, steps[best_step - 1].best.mask, stopped_by, k, max_steps, initial_pred)
 
 
-def calibration(pred_iou: Sequence[float], true_iou: Sequence[float]) -> dict:
-    """PRM calibration: ``{"mae", "pearson", "n"}`` between predicted and true IoU (fractions).
-
-    ``pearson`` is None with fewer than 2 pairs or a constant side; ``mae`` is
-    None with no pairs.
-    """
-    p = np.asarray(pred_iou, float)
-    t = np.asarray(true_iou, float)
-    if p.shape != t.shape:
-        raise ValueError(f"calibration: {p.shape} predicted vs {t.shape} true IoUs")
-    n = int(p.size)
-    if n == 0:
-        return {"mae": None, "pearson": None, "n": 0}
-    mae = float(np.mean(np.abs(p - t)))
-    pearson = None
-    if n >= 2 and p.std() > 0 and t.std() > 0:
-        pearson = float(np.corrcoef(p, t)[0, 1])
-    return {"mae": mae, "pearson": pearson, "n": n}
-
-
 def result_to_record(result: SearchResult) -> dict:
-    """The ``steps`` / ``best_step`` / ``stopped_by`` part of a prediction line (RLE masks)."""
-    from seglib.masks import encode_rle
-
+    """The ``steps`` / ``best_step`` / ``stopped_by`` / ``search`` part of a prediction line (RLE masks)."""
     steps = []
     for s in result.steps:
         cands = [{

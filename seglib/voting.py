@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -164,14 +165,16 @@ def _normalise_scores(masks_per_sample, scores_per_sample) -> list[list[float]]:
 
 
 K_TIES = ("smallest", "first_seen")
+#: StAR's vote settings (the defaults of ``vote``): cluster IoU threshold, minimum vote share, aggregation.
+VOTE_DEFAULTS = {"iou_thr": 0.85, "min_vote_ratio": 0.2, "aggregate": "best"}
 
 
 def vote(
     masks_per_sample: Sequence[Sequence[np.ndarray]],
     scores_per_sample: Sequence[Sequence[float] | float] | None = None,
-    iou_thr: float = 0.85,
-    min_vote_ratio: float = 0.2,
-    aggregate: str = "best",
+    iou_thr: float = VOTE_DEFAULTS["iou_thr"],
+    min_vote_ratio: float = VOTE_DEFAULTS["min_vote_ratio"],
+    aggregate: str = VOTE_DEFAULTS["aggregate"],
     count_empty_masks: bool = True,
     k_tie: str = "smallest",
 ) -> VoteResult:
@@ -189,72 +192,16 @@ def vote(
         raise ValueError(f"majority_vote: k_tie must be one of {K_TIES}, got {k_tie!r}")
     n = len(masks_per_sample)
     scores = _normalise_scores(masks_per_sample, scores_per_sample)
-
-    shape = None
-    items: list[tuple[int, int, np.ndarray, float]] = []  # (sample, object, mask, score)
-    counts = []
-    for i, (ms, ss) in enumerate(zip(masks_per_sample, scores)):
-        kept_here = 0
-        for j, (mask, score) in enumerate(zip(ms, ss)):
-            mask = np.asarray(mask, dtype=bool)
-            if mask.ndim != 2:
-                raise ValueError(f"majority_vote: sample {i} mask {j} is not (H, W): shape {mask.shape}")
-            if shape is None:
-                shape = mask.shape
-            elif mask.shape != shape:
-                raise ValueError(f"majority_vote: sample {i} mask {j} has shape {mask.shape}, expected {shape}")
-            if mask.any():
-                items.append((i, j, mask, score))
-                kept_here += 1
-            elif count_empty_masks:
-                kept_here += 1
-        counts.append(kept_here)
+    items, counts, shape = _object_masks(masks_per_sample, scores, count_empty_masks)
 
     empty_union = None if shape is None else np.zeros(shape, bool)
     n_empty = sum(1 for c in counts if c == 0)
     if n == 0 or 2 * n_empty >= n:
         return VoteResult([], empty_union, 0, empty_majority=True, n_samples=n)
-
-    count_freq = Counter(c for c in counts if c > 0)  # insertion order = first seen
-    best_freq = max(count_freq.values())
-    tied = [c for c, f in count_freq.items() if f == best_freq]
-    k_hat = min(tied) if k_tie == "smallest" else tied[0]
-
+    k_hat = _object_count(counts, k_tie)
     if not items:  # every object mask was empty: nothing to choose
         return VoteResult([], empty_union, k_hat, n_samples=n)
-    iou = pairwise_iou([it[2] for it in items])
-    firsts: list[int] = []  # item index of each cluster's first member
-    member_items: list[list[int]] = []
-    for t in range(len(items)):
-        for ci, first in enumerate(firsts):
-            if iou[t, first] >= iou_thr:
-                member_items[ci].append(t)
-                break
-        else:
-            firsts.append(t)
-            member_items.append([t])
-
-    clusters = []
-    for members in member_items:
-        member_scores = np.array([items[t][3] for t in members], dtype=np.float64)
-        if aggregate == "best":
-            mask = items[members[int(np.argmax(member_scores))]][2].copy()
-        else:
-            weights = np.clip(member_scores, 0.0, None)
-            if weights.sum() <= 0:
-                weights = np.ones_like(member_scores)
-            acc = np.zeros(shape, np.float64)
-            for w, t in zip(weights, members):
-                acc += w * items[t][2]
-            mask = acc / weights.sum() >= 0.5 - 1e-12
-        clusters.append(
-            Cluster(
-                members=[(items[t][0], items[t][1]) for t in members],
-                votes=len({items[t][0] for t in members}),
-                mean_score=float(member_scores.mean()),
-                mask=mask,
-            )
-        )
+    clusters = [_cluster(items, members, aggregate, shape) for members in _greedy_clusters(items, iou_thr)]
 
     kept = [ci for ci, c in enumerate(clusters) if c.votes / n >= min_vote_ratio]
     fallback = not kept
@@ -276,37 +223,87 @@ def vote(
     )
 
 
+_Item = tuple[int, int, np.ndarray, float]  # (sample, object, mask, score) of one non-empty object mask
+
+
+def _object_masks(masks_per_sample, scores: list[list[float]], count_empty_masks: bool
+                  ) -> tuple[list[_Item], list[int], tuple[int, int] | None]:
+    """Step 1: the non-empty object masks with their scores, each sample's object count, the mask shape."""
+    shape = None
+    items: list[_Item] = []
+    counts = []
+    for i, (ms, ss) in enumerate(zip(masks_per_sample, scores)):
+        kept_here = 0
+        for j, (mask, score) in enumerate(zip(ms, ss)):
+            mask = np.asarray(mask, dtype=bool)
+            if mask.ndim != 2:
+                raise ValueError(f"majority_vote: sample {i} mask {j} is not (H, W): shape {mask.shape}")
+            if shape is None:
+                shape = mask.shape
+            elif mask.shape != shape:
+                raise ValueError(f"majority_vote: sample {i} mask {j} has shape {mask.shape}, expected {shape}")
+            if mask.any():
+                items.append((i, j, mask, score))
+                kept_here += 1
+            elif count_empty_masks:
+                kept_here += 1
+        counts.append(kept_here)
+    return items, counts, shape
+
+
+def _object_count(counts: list[int], k_tie: str) -> int:
+    """Step 2: K̂, the most common object count among the samples with at least one object."""
+    count_freq = Counter(c for c in counts if c > 0)  # insertion order = first seen
+    best_freq = max(count_freq.values())
+    tied = [c for c, f in count_freq.items() if f == best_freq]
+    return min(tied) if k_tie == "smallest" else tied[0]
+
+
+def _greedy_clusters(items: list[_Item], iou_thr: float) -> list[list[int]]:
+    """Step 3: item indices per cluster; each mask joins the first cluster whose first member it overlaps."""
+    iou = pairwise_iou([it[2] for it in items])
+    firsts: list[int] = []  # item index of each cluster's first member
+    member_items: list[list[int]] = []
+    for t in range(len(items)):
+        for ci, first in enumerate(firsts):
+            if iou[t, first] >= iou_thr:
+                member_items[ci].append(t)
+                break
+        else:
+            firsts.append(t)
+            member_items.append([t])
+    return member_items
+
+
+def _cluster(items: list[_Item], members: list[int], aggregate: str, shape: tuple[int, int]) -> Cluster:
+    """Steps 4 and 7: a cluster's votes, mean score and mask (best member or score-weighted consensus)."""
+    member_scores = np.array([items[t][3] for t in members], dtype=np.float64)
+    if aggregate == "best":
+        mask = items[members[int(np.argmax(member_scores))]][2].copy()
+    else:
+        weights = np.clip(member_scores, 0.0, None)
+        if weights.sum() <= 0:
+            weights = np.ones_like(member_scores)
+        acc = np.zeros(shape, np.float64)
+        for w, t in zip(weights, members):
+            acc += w * items[t][2]
+        mask = acc / weights.sum() >= 0.5 - 1e-12
+    return Cluster(
+        members=[(items[t][0], items[t][1]) for t in members],
+        votes=len({items[t][0] for t in members}),
+        mean_score=float(member_scores.mean()),
+        mask=mask,
+    )
+
+
 def majority_vote(
     masks_per_sample: Sequence[Sequence[np.ndarray]],
     scores_per_sample: Sequence[Sequence[float] | float] | None = None,
-    iou_thr: float = 0.85,
-    min_vote_ratio: float = 0.2,
-    aggregate: str = "best",
-    count_empty_masks: bool = True,
-    k_tie: str = "smallest",
+    **settings: Any,
 ) -> list[np.ndarray]:
     """StAR's mask majority vote: the chosen object masks (``[]`` = empty answer).
 
-    Use ``vote`` for the union and the cluster assignment.
+    ``settings``: ``vote``'s keywords (``iou_thr``, ``min_vote_ratio``, ``aggregate``,
+    ``count_empty_masks``, ``k_tie``). Use ``vote`` for the union and the cluster assignment.
     """
-    return vote(masks_per_sample, scores_per_sample, iou_thr, min_vote_ratio, aggregate, count_empty_masks,
-                k_tie).masks
-
-
-def majority_vote_union(
-    masks_per_sample: Sequence[Sequence[np.ndarray]],
-    scores_per_sample: Sequence[Sequence[float] | float] | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    **kwargs,
-) -> np.ndarray:
-    """The union of the voted masks as one bool (H, W) mask (StAR's answer).
-
-    ``height``/``width`` give the shape when no sample predicted anything.
-    """
-    result = vote(masks_per_sample, scores_per_sample, **kwargs)
-    if result.union is not None:
-        return result.union
-    if height is None or width is None:
-        raise ValueError("majority_vote_union: no mask was given, so height and width are needed")
-    return np.zeros((height, width), bool)
+    return vote(masks_per_sample, scores_per_sample, **settings).masks

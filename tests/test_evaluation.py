@@ -237,3 +237,31 @@ def test_curves_report_a_prm_that_always_writes_the_same_iou():
     assert "MAE 25.0 IoU points" in text and "Pearson n/a" in text and "(n = 12)" in text
     entry["search"]["calibration"]["pearson"] = 0.5
     assert "Pearson 0.50" in curves_markdown({"predictions": {"x": entry}})
+
+
+def test_every_later_stage_is_compared_with_sft_and_base_is_not(tmp_path):
+    """Stage comparisons follow the files present, for any paradigm: here a StAR-stage boxpoints checkpoint."""
+    groups = [boxpoints_records(ck) for ck in ("sft-boxpoints", "grpo-boxpoints", "grpo-boxpoints-rlonly",
+                                                "star-boxpoints", "tiny-base")]
+    run = write_run(tmp_path, groups)
+    m = evaluate_run(run, figures=False)
+    names = [c["name"] for c in m["comparisons"]]
+    assert names == ["grpo vs sft (boxpoints, greedy)", "grpo-rlonly vs sft (boxpoints, greedy)",
+                     "star vs sft (boxpoints, greedy)"]
+    assert all(c["a"] == "sft-boxpoints-greedy" and c["delta_giou"] == 0.0 for c in m["comparisons"])
+
+
+def test_extra_keys_of_every_paradigm_are_in_every_entry():
+    """Every entry carries Acc@0.5 and the click metrics, {} where its own paradigm has none."""
+    poly = [dict(r, paradigm="polygon", checkpoint="sft-polygon") for r in boxpoints_records()]
+    e = evaluate_records(poly, "sft-polygon-greedy")
+    assert list(e)[9:] == ["acc_at_05", "clicks", "vote_curve", "search"]
+    assert e["acc_at_05"] == {} and e["clicks"] == {}
+
+
+def test_claims_come_from_the_paradigms_in_the_published_order():
+    from seglib.evaluation import all_claims
+
+    assert [c.paper for _, c in all_claims()] == ["Seg-Zero", "VisionReasoner", "StAR", "SegAgent", "SegAgent",
+                                                  "SegAgent", "SimpleSeg"]
+    assert {p for p, _ in all_claims()} == {"boxpoints", "clicks", "polygon"}

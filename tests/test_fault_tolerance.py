@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 
 import seglib  # noqa: F401  (torchvision beside CPU torch)
-from seglib.data import DataError, load_samples, mask_to_rle, synthref
+from seglib.data import DataError, load_samples, synthref
+from seglib.masks import encode_rle
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -133,7 +134,7 @@ _INFER_CHILD = textwrap.dedent("""
     import time
     import seglib
     from seglib.data import load_samples
-    from seglib.inference import checkpoint_spec, load_checkpoint_policy, predict_split
+    from seglib.inference import load_checkpoint_policy, load_task, predict_split
 
     policy = load_checkpoint_policy({ckpt!r}, max_new_tokens=12, temperature=1.0, top_p=0.9, batch_size=1)
     generate = policy.__call__
@@ -148,7 +149,7 @@ _INFER_CHILD = textwrap.dedent("""
             return generate(*args, **kwargs)
 
     samples = load_samples({data!r}, split="train")
-    predict_split(samples, Slow(), None, checkpoint_spec({ckpt!r}), {run!r}, "sft-polygon", "vote", n_samples=2,
+    predict_split(samples, Slow(), None, load_task({ckpt!r}), {run!r}, "sft-polygon", "vote", n_samples=2,
                   seed=5, batch_size=1, progress=False)
 """)
 
@@ -156,11 +157,11 @@ _INFER_CHILD = textwrap.dedent("""
 @pytest.mark.slow
 def test_sigkill_during_inference_then_resume(tiny_checkpoint, tmp_path):
     """Sampled answers (vote) are reseeded per sample, so a resumed file equals an uninterrupted one byte for byte."""
-    from seglib.inference import checkpoint_spec, load_checkpoint_policy, predict_split, read_predictions
+    from seglib.inference import load_checkpoint_policy, load_task, predict_split, read_predictions
 
     data = _dataset(tmp_path / "data", n_images=6)
     samples = load_samples(data, split="train")
-    spec = checkpoint_spec(tiny_checkpoint)
+    spec = load_task(tiny_checkpoint)
     policy = load_checkpoint_policy(tiny_checkpoint, max_new_tokens=12, temperature=1.0, top_p=0.9, batch_size=1)
     kwargs = dict(n_samples=2, seed=5, batch_size=1, progress=False)
     reference = predict_split(samples, policy, None, spec, tmp_path / "ref", "sft-polygon", "vote", **kwargs)
@@ -197,10 +198,11 @@ _SFT_CHILD = textwrap.dedent("""
 def sft_inputs(policy: str, data: str):
     """(model, processor, rows, settings) of a small SFT run: 8 boxpoints rows, batch 2, 8 steps, a checkpoint every 2."""
     from seglib.models import load_policy
-    from seglib.train.sft import SFTSettings, sample_rows
+    from seglib.paradigms import get
+    from seglib.train.sft import SFTSettings, sft_rows
 
     model, processor = load_policy(policy)
-    rows = sample_rows("boxpoints", load_samples(data, split="train"))
+    rows = sft_rows(get("boxpoints").sft_examples(load_samples(data, split="train")))
     settings = SFTSettings(max_steps=8, batch_size=2, save_steps=2, save_total_limit=None, logging_steps=1,
                            eval_steps=1000, learning_rate=1e-3, seed=0)
     return model, processor, rows, settings
@@ -227,7 +229,8 @@ def test_sigkill_during_sft_then_resume(tiny_base, tmp_path):
     """Killed after a checkpoint, SFT resumes from it and ends with the weights of an uninterrupted run."""
     import torch
 
-    from seglib.train.sft import last_checkpoint, train_sft
+    from seglib.train.common import last_checkpoint
+    from seglib.train.sft import train_sft
 
     data = _dataset(tmp_path / "data", n_images=6)
     reference = tmp_path / "reference"
@@ -287,7 +290,7 @@ def test_empty_mask_of_a_target_names_the_file_and_the_annotation(dataset):
     target = next(r for r in refs if r.get("ann_ids"))
     ann_id = target["ann_ids"][0]
     ann = next(a for a in instances["annotations"] if a["id"] == ann_id)
-    ann["segmentation"] = mask_to_rle(np.zeros((64, 64), dtype=bool))
+    ann["segmentation"] = encode_rle(np.zeros((64, 64), dtype=bool))
     inst_path.write_text(json.dumps(instances))
     with pytest.raises(DataError) as err:
         load_samples(dataset)

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from seglib import rewards
 from seglib.masks import mask_to_polygons, polygon_signed_area, polygons_to_mask
 from seglib.paradigms import polygon
+from seglib.paradigms.polygon.reward import simpleseg_score
 from seglib.segmenters import Prediction
 from seglib.trajectories import simulate
 
@@ -99,7 +99,8 @@ def test_mask_to_polygons_orientation_by_hand():
 
 
 def test_sft_options_carry_orientation_into_the_target():
-    from seglib.train.sft import prompt_and_target
+    from seglib.paradigms import get
+    from seglib.paradigms.base import State
 
     class S:
         query, width, height, sample_id = "the box", 20, 10, "s"
@@ -109,7 +110,9 @@ def test_sft_options_carry_orientation_into_the_target():
             m[2:5, 4:10] = True
             return [m]
 
-    _, text = prompt_and_target("polygon", S(), {"orientation": "ccw", "outline": True})
+    paradigm = get("polygon", {"orientation": "ccw", "outline": True})
+    state = State(sample=S(), image=np.zeros((10, 20, 3), np.uint8))
+    text = paradigm.target_text(state, paradigm.oracle_answer(state))
     assert text == "[[[0.200,0.200],[0.200,0.400],[0.450,0.400],[0.450,0.200]]]"
 
 
@@ -121,36 +124,38 @@ def test_simpleseg_reward_default_and_outline_by_hand():
     text = polygon.target_text([gt], w, h)  # corners (0, 0) (9, 0) (9, 9) (0, 9)
     # default: pycocotools gives x, y 0..8: 81 px inside gt -> IoU 81 / 100; centroid (4, 4),
     # sqrt(0.5) px from gt's: 1 - sqrt(0.5) / 50
-    s = rewards.simpleseg_score(text, [gt], (h, w))
+    s = simpleseg_score(text, [gt], (h, w))
     assert s == pytest.approx({"iou": 0.81, "centroid": 1 - np.sqrt(0.5) / 50, "format": 1.0})
-    assert rewards.simpleseg_score(text, [gt], (h, w), outline=True) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
+    assert simpleseg_score(text, [gt], (h, w), outline=True) == {"iou": 1.0, "centroid": 1.0, "format": 1.0}
 
 
 def test_grpo_scorer_passes_the_outline_option():
     from seglib.masks import encode_rle
-    from seglib.train.grpo import paradigm_scorer
+    from seglib.paradigms import get
 
     gt = np.zeros((30, 40), bool)
     gt[0:10, 0:10] = True
     text = polygon.target_text([gt], 40, 30)
     row = {"target_rles": json.dumps([encode_rle(gt)]), "height": 30, "width": 40}
     for outline, iou in ((False, 0.81), (True, 1.0)):
-        score, _ = paradigm_scorer("polygon", options={"outline": outline})
+        score = get("polygon", outline=outline).score_group
         assert score([text], row)[0]["simpleseg_iou"] == pytest.approx(iou)
 
 
 # ----------------------------------------------------------------- inference and task files
-def test_policy_spec_outline_reaches_decode_text_and_task_file(tmp_path):
-    from seglib.inference import checkpoint_spec, decode_text
-    from seglib.train.sft import task_spec, write_task_file
+def test_outline_option_reaches_decode_and_the_task_file(tmp_path):
+    from seglib.inference.task import load_task, save_task
+    from seglib.paradigms import get
+    from seglib.paradigms.base import State
 
     text = "[[[0.0,0.0],[0.5,0.0],[0.5,0.5],[0.0,0.5]]]"  # the 3 x 3 square of a 4 x 4 image
-    assert decode_text(text, task_spec("polygon", {}), 4, 4).union(4, 4).sum() == 4
-    spec = task_spec("polygon", {"outline": True})
-    assert spec.outline is True
-    assert decode_text(text, spec, 4, 4).union(4, 4).sum() == 9
-    write_task_file(tmp_path, "polygon", {"outline": True})
-    assert checkpoint_spec(tmp_path).outline is True
-    write_task_file(tmp_path, "polygon", {})
-    assert checkpoint_spec(tmp_path).outline is False
+    state = State(sample=None, image=np.zeros((4, 4, 3), np.uint8))
+    assert get("polygon").decode_text(state, text)[0].union(4, 4).sum() == 4
+    paradigm = get("polygon", outline=True)
+    assert paradigm.options.outline is True
+    assert paradigm.decode_text(state, text)[0].union(4, 4).sum() == 9
+    save_task(tmp_path, paradigm)
+    assert load_task(tmp_path).options.outline is True
+    save_task(tmp_path, get("polygon"))
+    assert load_task(tmp_path).options.outline is False
 

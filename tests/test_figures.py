@@ -28,7 +28,6 @@ from matplotlib.patches import Patch  # noqa: E402
 from seglib import evaluation, viz  # noqa: E402
 from seglib.inference import SCHEMA_VERSION, append_record, prediction_path  # noqa: E402
 from seglib.masks import encode_rle  # noqa: E402
-from seglib.train import grpo, star  # noqa: E402
 
 H, W = 24, 32
 
@@ -161,7 +160,7 @@ def test_training_curves_give_each_run_one_colour_on_every_panel():
                        "completions/mean_length": 30 + s, "step_time": 2.0, "reward_time_s": 0.5} for s in (1, 2)]
         for p in ("boxpoints", "polygon", "clicks")
     }
-    fig = grpo.plot_training(logs)
+    fig = viz.plot_training(logs)
     check_figure(fig)
     (leg,) = fig.legends
     colours = dict(zip([t.get_text() for t in leg.get_texts()], legend_colours(leg)))
@@ -174,7 +173,7 @@ def test_training_curves_give_each_run_one_colour_on_every_panel():
 
 def test_training_curves_with_a_single_step_per_run():
     logs = {"a": [{"step": 1, "reward": 0.5}], "b": []}
-    fig = grpo.plot_training(logs)
+    fig = viz.plot_training(logs)
     check_figure(fig)
     assert all(len(line.get_xdata()) == 1 and line.get_marker() not in (None, "None", "") for ax in fig.axes
                for line in ax.lines)
@@ -185,7 +184,7 @@ def test_grpo_before_after_gallery_outlines_the_truth_on_distinct_images():
     samples = [FakeSample(f"s{i}", f"img{i // 2}.png", f"the object number {i}") for i in range(6)]
     recs = {name: [pred_record(s.sample_id, s.mask, box_mask(4, 4, 4 + 2 * k + i, 12), name) for i, s in
                    enumerate(samples)] for k, name in enumerate(("sft-boxpoints", "grpo-boxpoints"))}
-    fig = grpo.before_after_gallery(recs, samples, n=3)
+    fig = viz.before_after_gallery(recs, samples, n=3)
     check_figure(fig)
     titles = [ax.get_title() for ax in fig.axes]
     gt_titles = [t for t in titles if t.startswith("GT")]
@@ -280,19 +279,21 @@ def test_sft_before_after_shows_query_iou_and_truth_on_white():
 def test_star_figures():
     stats = [{"round": r, "share_replaced": 0.3, "share_unparsable": 0.1, "iou_curve_policy": [0, 0.4, 0.5],
               "iou_curve_refined": [0, 0.5, 0.7]} for r in (1, 2, 3, 4, 5, 6)]
-    fig = star.plot_rounds(stats)
+    fig = viz.plot_rounds(stats)
     check_figure(fig)
     plt.close(fig)
     curves = {f"S_{i}": [0, 0.1 * i, 0.2 * i] for i in range(12)}
-    fig = star.plot_iou_vs_clicks(curves)
+    fig = viz.plot_iou_vs_clicks(curves)
     check_figure(fig)
     assert len(set(legend_colours(legends(fig)[0]))) == 12
     plt.close(fig)
+    from seglib.train import star  # the rollout records StaR+ writes
+
     sample = FakeSample("a", "a.png", "the square")
     empty = encode_rle(np.zeros((H, W), bool))
     steps = [star.StarStep(1, "(5,5)", [5, 5, True], 0.0, 0.4, [5, 5, True], False, 0.4, empty),
              star.StarStep(2, "bad", None, 0.4, None, [8, 8, True], True, 0.6, encode_rle(box_mask(4, 4, 8, 8)))]
-    fig = star.plot_refined_example(star.StarRollout("a", steps, [0, 0.4, 0.6]), sample)
+    fig = viz.plot_refined_example(star.StarRollout("a", steps, [0, 0.4, 0.6]), sample)
     check_figure(fig)
     plt.close(fig)
 
@@ -378,7 +379,7 @@ def test_vote_gallery_names_checkpoint_and_query_and_outlines_truth():
     recs = [vote_record(f"id-{i}", gt, "grpo-boxpoints") for i in range(3)]
     images = {r["sample_id"]: np.full((H, W, 3), 255, np.uint8) for r in recs}  # white image, white object
     queries = {r["sample_id"]: f"the white square number {i}" for i, r in enumerate(recs)}
-    fig = evaluation.plot_vote_gallery(recs, images, n=3, queries=queries)
+    fig = viz.plot_vote_gallery(recs, images, n=3, queries=queries)
     check_figure(fig)
     assert "grpo-boxpoints (vote)" in fig._suptitle.get_text()
     for ax in fig.axes:
@@ -393,7 +394,7 @@ def test_search_strip_renders():
     for s in rec["steps"]:
         s["candidates"] = [dict(s, click=[5, 5, True]), dict(s, click=[6, 6, False], pred_iou=0.0)]
         s["chosen"] = 0
-    fig = evaluation.plot_search_strip(dict(rec, stopped_by="t_max"), np.full((H, W, 3), 128, np.uint8))
+    fig = viz.plot_search_strip(dict(rec, stopped_by="t_max"), np.full((H, W, 3), 128, np.uint8))
     check_figure(fig)
     plt.close(fig)
 

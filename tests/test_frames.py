@@ -67,6 +67,9 @@ def test_clip_point_and_box():
     assert frames.clip_point(-3.2, 7.6, 10, 5) == (0, 4)
     assert frames.clip_point(float("nan"), 2.4, 10, 5) == (0, 2)
     assert frames.clip_box([12, -1, 3.4, 2.6], 10, 5) == (3, 0, 9, 3)
+    # (width, height) order; the cases of the former masks.clip_box(box, height, width)
+    assert frames.clip_box((-3, 2.4, 12, 7.6), 10, 6) == (0, 2, 9, 5)
+    assert frames.clip_box((5, 5, 1, 1), 10, 10) == (1, 1, 5, 5)
 
 
 def test_snap_to_cell_gives_the_cell_centre_by_hand():

@@ -219,11 +219,12 @@ def test_grpo_from_lora_sft_changes_weights_with_a_varying_reward(full_run, tmp_
     """GRPO from the LoRA SFT checkpoint, full.yaml's default path, with a reward that varies inside each group."""
     from seglib.config import load_params
     from seglib.data import load_samples
-    from seglib.train.grpo import GRPOParams, grpo_rows, read_log, train_grpo
+    from seglib.inference import load_task
+    from seglib.train.common import read_log
+    from seglib.train.grpo import GRPOParams, train_grpo
 
     sft = full_run / "checkpoints" / "sft-boxpoints"
-    options = json.loads((sft / "task.json").read_text())["options"]
-    rows = grpo_rows("boxpoints", load_samples(full_run / "data", "train")[:2], options)
+    rows = load_task(sft).rl_rows(load_samples(full_run / "data", "train")[:2])  # the checkpoint's own options
 
     def ranked(texts, row):  # completion k of a group gets k / (G - 1): never constant within a group
         return [{"rank": k / max(len(texts) - 1, 1)} for k in range(len(texts))]
@@ -277,6 +278,7 @@ def _tiny_run(tmp_path: Path) -> tuple[Path, float]:
     """A run folder with a 6-image SynthRef and smoke.yaml's kind of tiny base policy; (folder, weights sum)."""
     from seglib.data import load_samples, synthref
     from seglib.models import build_tiny_policy, load_policy
+    from seglib.paradigms import get
     from seglib.train.__main__ import weights_sum
     from seglib.train.sft import training_texts
 
@@ -284,7 +286,7 @@ def _tiny_run(tmp_path: Path) -> tuple[Path, float]:
             "text_heads": 2, "vocab_size": 300, "image_size": 56, "patch_size": 14, "max_position_embeddings": 512}
     run = tmp_path / "run"
     synthref.generate(run / "data", 6, 0, image_size=64, progress=False)
-    texts = training_texts(["boxpoints"], load_samples(run / "data", "train"), [], {})
+    texts = training_texts([get("boxpoints")], load_samples(run / "data", "train"), [])
     build_tiny_policy(tiny, texts, run / "checkpoints" / "policy-base")
     return run, weights_sum(load_policy(run / "checkpoints" / "policy-base")[0])
 

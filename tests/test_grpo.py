@@ -1,4 +1,5 @@
-"""GRPO/GSPO/REST over trl (seglib.train.grpo): REST selection by hand, tiny-policy runs, checkpoints, resume."""
+"""GRPO/GSPO/REST over trl (seglib.train.grpo, .rest): REST selection by hand, tiny-policy runs, checkpoints, resume;
+each paradigm's GRPO rows and rewards (Paradigm.rl_rows / score_group through seglib.rewards)."""
 from __future__ import annotations
 
 import json
@@ -16,15 +17,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seglib.train.grpo import (
-    ComponentRewards,
-    GRPOParams,
-    last_checkpoint,
-    read_log,
-    rest_select,
-    take_rows,
-    train_grpo,
-)
+from seglib.paradigms import get
+from seglib.rewards import ComponentRewards, reward_functions
+from seglib.train.common import last_checkpoint, make_dataset, read_log
+from seglib.train.grpo import GRPOParams, train_grpo
+from seglib.train.rest import rest_select, take_rows
 
 TINY = {"vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32, "text_layers": 1,
         "text_heads": 2, "vocab_size": 300, "image_size": 56, "patch_size": 14, "max_position_embeddings": 256}
@@ -250,7 +247,7 @@ def test_sigkill_after_checkpoint_then_resume(tiny_policy, tmp_path):
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
             ckpt = last_checkpoint(out)
-            if ckpt and int(ckpt.rsplit("-", 1)[1]) >= 4:
+            if ckpt and int(ckpt.name.rsplit("-", 1)[1]) >= 4:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "training ended before it could be killed"
@@ -260,7 +257,7 @@ def test_sigkill_after_checkpoint_then_resume(tiny_policy, tmp_path):
         if proc.poll() is None:
             proc.kill()
     steps_logged = max(e["step"] for e in read_log(out))
-    ckpt_step = int(last_checkpoint(out).rsplit("-", 1)[1])
+    ckpt_step = int(last_checkpoint(out).name.rsplit("-", 1)[1])
     assert not (out / "grpo_done.json").exists()
     assert steps_logged - ckpt_step <= 2  # at most one save interval (save_steps=2) lost
 
@@ -292,12 +289,12 @@ def test_sigkill_after_checkpoint_then_resume(tiny_policy, tmp_path):
 def test_paradigm_rows_score_the_sft_target_at_the_maximum(tmp_path):
     from seglib.data import load_samples, synthref
     from seglib.paradigms import boxpoints, polygon
-    from seglib.train.grpo import grpo_rows, make_dataset, paradigm_scorer
 
     synthref.generate(tmp_path / "data", n_images=6, seed=0, image_size=112)
     samples = load_samples(tmp_path / "data", split="train")
-    rows = grpo_rows("boxpoints", samples)
-    scorer, components = paradigm_scorer("boxpoints", ["segzero", "visionreasoner"])
+    rows = get("boxpoints").rl_rows(samples)
+    adapter = reward_functions(get("boxpoints"), None, ["segzero", "visionreasoner"])
+    scorer, components = adapter.scorer, adapter.components
     assert components[:5] == ["segzero_think_format", "segzero_answer_format", "segzero_bbox_iou",
                               "segzero_bbox_l1", "segzero_points"]
     make_dataset(rows)  # every column is storable
@@ -309,9 +306,9 @@ def test_paradigm_rows_score_the_sft_target_at_the_maximum(tmp_path):
         else:  # list style (multi / empty): VisionReasoner's format 3 + accuracy 3 + non-repeat 1
             assert row["style"] == "list" and best == {"visionreasoner_format": 3.0, "visionreasoner_accuracy": 3.0,
                                                        "visionreasoner_non_repeat": 1.0}
-    rows = grpo_rows("polygon", samples)
-    scorer, _ = paradigm_scorer("polygon")
-    outlined, _ = paradigm_scorer("polygon", options={"outline": True})  # traced contours decode onto themselves
+    rows = get("polygon").rl_rows(samples)
+    scorer = reward_functions(get("polygon")).scorer
+    outlined = reward_functions(get("polygon", outline=True)).scorer  # traced contours decode onto themselves
     for s, row in zip(samples, rows):
         best, junk = scorer([polygon.target_for_sample(s), "no answer"], row)
         # pycocotools alone drops the right column and bottom row: a small target keeps about half its IoU
@@ -324,7 +321,6 @@ def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):
     from seglib.data import load_samples, synthref
     from seglib.paradigms import boxpoints
     from seglib.segmenters import build_segmenter
-    from seglib.train.grpo import grpo_rows, paradigm_scorer
 
     synthref.generate(tmp_path / "data", n_images=4, seed=1, image_size=112)
     by_image = {s.image_path: s for s in load_samples(tmp_path / "data", split="train") if s.target_rles}
@@ -338,8 +334,8 @@ def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):
         return original(prompts)
 
     seg.predict_many = counting
-    rows = grpo_rows("boxpoints", samples, {"style": "list"})
-    scorer, _ = paradigm_scorer("boxpoints", ["star"], seg)
+    rows = get("boxpoints", style="list").rl_rows(samples)
+    scorer = reward_functions(get("boxpoints", style="list"), seg, ["star"]).scorer
     for s, row in zip(samples, rows):
         texts = [boxpoints.target_for_sample(s, style="list")] * 4
         encodes, calls[:] = seg.encode_count, []
@@ -352,16 +348,16 @@ def test_segmenter_rewards_encode_once_and_predict_once_per_group(tmp_path):
 def test_rows_show_the_policy_the_image_its_frame_implies(tmp_path):
     """Seg-Zero's resize shrinks the image (SFT and GRPO alike); ``resize_image: false`` keeps it, coarse frame only."""
     from seglib.data import load_samples, synthref
-    from seglib.train.grpo import grpo_rows
-    from seglib.train.sft import sample_rows
+    from seglib.train.sft import sft_rows
 
     synthref.generate(tmp_path / "data", n_images=3, seed=0, image_size=112)
     samples = [s for s in load_samples(tmp_path / "data", split="train") if len(s.target_rles) == 1][:2]
     for opts, side in (({"resize": 56}, 56), ({"resize": 28, "resize_image": False}, 112), ({}, 112)):
         opts = {"style": "segzero", **opts}
-        assert [np.asarray(r["image"]).shape[:2] for r in grpo_rows("boxpoints", samples, opts)] == [(side, side)] * 2
-        assert [r["images"][0].size for r in sample_rows("boxpoints", samples, opts)] == [(side, side)] * 2
-    coarse = sample_rows("boxpoints", samples, {"style": "segzero", "resize": 28, "resize_image": False})
+        paradigm = get("boxpoints", opts)
+        assert [np.asarray(r["image"]).shape[:2] for r in paradigm.rl_rows(samples)] == [(side, side)] * 2
+        assert [r["images"][0].size for r in sft_rows(paradigm.sft_examples(samples))] == [(side, side)] * 2
+    coarse = sft_rows(get("boxpoints", style="segzero", resize=28, resize_image=False).sft_examples(samples))
     x0, y0, x1, y1 = samples[0].target_boxes()[0]
     text = coarse[0]["completion"][0]["content"][0]["text"]
     assert f"[{int(x0 * 28 / 112 + 0.5)}, {int(y0 * 28 / 112 + 0.5)}, " in text

@@ -1,5 +1,5 @@
-"""Prediction runners on fake policies: schema, resuming, voting records, clicks rollouts; and the
-batch-size invariance of greedy decoding on the tiny model."""
+"""Prediction runners on fake policies: schema, resuming, voting records, clicks rollouts, task files;
+and the batch-size invariance of greedy decoding on the tiny model."""
 import json
 
 import numpy as np
@@ -10,15 +10,16 @@ from seglib.data import Sample
 from seglib.evaluation import evaluate_records
 from seglib.inference import (
     REQUIRED_KEYS,
-    PolicySpec,
     PredictionFileError,
-    checkpoint_spec,
+    load_task,
     predict_split,
     prediction_path,
     read_predictions,
+    save_task,
 )
 from seglib.masks import decode_rle, encode_rle
-from seglib.paradigms import polygon
+from seglib.paradigms import get, polygon
+from seglib.paradigms.base import State
 
 H = W = 24
 
@@ -61,7 +62,7 @@ class PolygonOracle:
         return out
 
 
-SPEC = PolicySpec(paradigm="polygon", outline=True)  # outline: the oracle's traced rectangles decode onto themselves
+SPEC = get("polygon", outline=True)  # outline: the oracle's traced rectangles decode onto themselves
 
 
 def test_greedy_polygon_records_have_the_schema_and_score(tmp_path):
@@ -136,6 +137,11 @@ class BoxSegmenter:
     def set_image(self, image):
         self.set_image_calls += 1
 
+    def predict(self, points_xy=(), labels=(), box_xyxy=None, mask_logits=None):
+        from seglib.segmenters import Prompt
+
+        return self.predict_many([Prompt(list(points_xy), list(labels), box_xyxy, mask_logits)])[0]
+
     def predict_many(self, prompts):
         from seglib.segmenters import Prediction
 
@@ -180,7 +186,7 @@ def test_clicks_greedy_and_prm_search_records(tmp_path):
     for s in samples:  # images must differ from the overlay everywhere the mask is
         s.image_path = str(tmp_path / f"{s.sample_id}_grey.png")
         Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(s.image_path)
-    spec = PolicySpec(paradigm="clicks", prm=True)
+    spec = get("clicks", prm=True)
     pol, seg = ClickOracle(samples), BoxSegmenter()
     g = read_predictions(predict_split(samples, pol, seg, spec, tmp_path, "sft-clicks", "greedy", max_clicks=3,
                                        progress=False))
@@ -198,15 +204,48 @@ def test_clicks_greedy_and_prm_search_records(tmp_path):
     assert e["clicks"]["val"]["n"] == 2
 
 
-def test_checkpoint_spec_reads_task_file_and_folder_name(tmp_path):
+def test_load_task_reads_task_file_and_folder_name(tmp_path):
     d = tmp_path / "sft-boxpoints"
     d.mkdir()
-    assert checkpoint_spec(d).paradigm == "boxpoints"
+    assert load_task(d).name == "boxpoints"
     (d / "task.json").write_text(json.dumps({"paradigm": "boxpoints", "template": "compact", "style": "list"}))
-    spec = checkpoint_spec(d, resize=None)
-    assert (spec.template, spec.style) == ("compact", "list")
+    p = load_task(d, resize=None, prm=True)  # None overrides are ignored, options the paradigm lacks dropped
+    assert (p.options.prompt_template, p.options.style, p.options.resize) == ("compact", "list", None)
     with pytest.raises(ValueError, match="paradigm"):
-        checkpoint_spec(tmp_path / "oddname")
+        load_task(tmp_path / "oddname")
+
+
+def test_load_task_reads_legacy_files_and_aliases(tmp_path):
+    d = tmp_path / "grpo-clicks-rest"
+    d.mkdir()
+    (d / "grpo_done.json").write_text(json.dumps({"task": {"paradigm": "clicks", "template": "compact", "prm": True,
+                                                           "style": None, "resize": None}, "steps": 3}))
+    p = load_task(d)
+    assert p.name == "clicks" and (p.options.prompt_template, p.options.prm) == ("compact", True)
+    assert "prm_search" in p.strategies()
+    b = tmp_path / "sft-boxpoints"
+    b.mkdir()
+    (b / "seglib_task.json").write_text(json.dumps({"boxpoints_style": "segzero", "segzero_resize": 840}))
+    assert (load_task(b).options.style, load_task(b).options.resize) == ("segzero", 840)
+
+
+def test_save_task_round_trips_and_keeps_the_flat_keys(tmp_path):
+    p = get("clicks", prm=True, prompt_template="compact", hold=True)
+    path = save_task(tmp_path, p)
+    data = json.loads(path.read_text())
+    assert list(data)[:2] == ["paradigm", "options"] and data["options"]["hold"] is True
+    assert (data["prompt_template"], data["prm"], data["style"], data["resize_image"]) == ("compact", True, None, True)
+    assert load_task(tmp_path).task() == p.task()
+
+
+def test_a_strategy_the_paradigm_lacks_is_refused(tmp_path):
+    samples = make_samples(tmp_path, n=1)
+    with pytest.raises(ValueError, match="does not apply"):
+        predict_split(samples, ClickOracle(samples), BoxSegmenter(), get("clicks", prm=True), tmp_path, "sft-clicks",
+                      "vote", progress=False)
+    with pytest.raises(ValueError, match="does not apply"):
+        predict_split(samples, PolygonOracle(samples), None, SPEC, tmp_path, "sft-polygon", "prm_search",
+                      progress=False)
 
 
 # ----------------------------------------------------------------------------- the tiny model
@@ -253,18 +292,16 @@ def test_prediction_files_do_not_depend_on_batch_size(tiny_policy, tmp_path):
 
 
 def test_resize_image_false_keeps_the_image_and_the_coarse_frame(tmp_path):
-    from seglib.inference import PolicySpec
-    from seglib.train.sft import write_task_file
-
     image = np.zeros((112, 112, 3), np.uint8)
-    assert PolicySpec("boxpoints", resize=56).policy_image(image).shape == (56, 56, 3)  # Seg-Zero: resized
-    assert PolicySpec("boxpoints", resize=28, resize_image=False).policy_image(image).shape == (112, 112, 3)
-    assert PolicySpec("polygon", resize=56).policy_image(image).shape == (112, 112, 3)
+    state = State(make_samples(tmp_path, n=1)[0], image)
+    assert get("boxpoints", resize=56).observe(state)[0].shape == (56, 56, 3)  # Seg-Zero: resized
+    assert get("boxpoints", resize=28, resize_image=False).observe(state)[0].shape == (112, 112, 3)
+    assert get("polygon").observe(state)[0].shape == (112, 112, 3)
     d = tmp_path / "sft-boxpoints"
     d.mkdir()
-    write_task_file(d, "boxpoints", {"prompt_template": "compact", "resize": 28, "resize_image": False})
-    spec = checkpoint_spec(d)
-    assert (spec.resize, spec.resize_image, spec.template) == (28, False, "compact")
+    save_task(d, get("boxpoints", prompt_template="compact", resize=28, resize_image=False))
+    p = load_task(d)
+    assert (p.options.resize, p.options.resize_image, p.options.prompt_template) == (28, False, "compact")
 
 
 # ----------------------------------------------------------------------------- explicit generation settings
@@ -317,7 +354,7 @@ def test_prediction_records_carry_the_generation_settings(tmp_path):
     samples = make_samples(tmp_path, 2)
     policy = Policy(model, processor, max_new_tokens=5, temperature=0.7, top_p=0.9, top_k=20,
                     repetition_penalty=1.0)
-    spec = PolicySpec(paradigm="polygon")
+    spec = get("polygon")
     greedy = read_predictions(predict_split(samples, policy, None, spec, tmp_path / "run", "ck", "greedy",
                                             progress=False))
     sampled = read_predictions(predict_split(samples, policy, None, spec, tmp_path / "run", "ck", "sample",
@@ -345,3 +382,20 @@ def test_greedy_generation_config_sets_no_sampling_knobs():
     assert config.do_sample is False and config.repetition_penalty == 1.0
     sampled = _generation_config({**settings, "do_sample": True, "temperature": 0.7, "top_k": 5}, 4)
     assert (sampled.temperature, sampled.top_k, sampled.num_return_sequences) == (0.7, 5, 4)
+
+
+def test_scaling_strategies_only_on_each_paradigms_latest_stage():
+    from pathlib import Path
+
+    from seglib import paradigms
+    from seglib.inference import strategies_by_checkpoint
+
+    names = ["sft-boxpoints", "grpo-boxpoints", "grpo-boxpoints-rlonly", "sft-clicks", "star-clicks", "sft-polygon"]
+    tasks = {n: paradigms.get(n.split("-")[1]) for n in names}
+    wanted = ["greedy", "vote", "prm_search"]
+    plan = strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "latest")
+    assert plan == {"sft-boxpoints": ["greedy"], "grpo-boxpoints": wanted, "grpo-boxpoints-rlonly": ["greedy"],
+                    "sft-clicks": ["greedy"], "star-clicks": wanted, "sft-polygon": wanted}
+    assert strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "all") == {n: wanted for n in names}
+    with pytest.raises(ValueError, match="scaling_on"):
+        strategies_by_checkpoint([], {}, wanted, "newest")

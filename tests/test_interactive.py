@@ -385,7 +385,7 @@ def test_session_figure_shows_overlay_clicks_and_iou_curve(image, gt):
     shown = ax_img.get_images()[0].get_array()
     np.testing.assert_array_equal(np.asarray(shown), render_state(s.image, s.mask, s.clicks, None, 2))
     assert ax_img.get_xlabel() == "x (px)" and ax_img.get_ylabel() == "y (px)"
-    assert ax_curve.get_xlabel() == "clicks" and ax_curve.get_ylabel() == "IoU with the ground truth"
+    assert ax_curve.get_xlabel() == "number of clicks" and ax_curve.get_ylabel() == "IoU with the ground truth"
     xs, ys = ax_curve.get_lines()[0].get_data()
     # click 1: the disc of 29 px inside the 400 px square; starts from (0 clicks, IoU 0)
     assert list(xs) == [0, 1, 2] and ys[0] == 0.0 and ys[1] == pytest.approx(29 / 400)

@@ -130,12 +130,12 @@ def test_reasonseg_target_and_ignore(tmp_path):
     target[3:8, 2:10] = True  # cv2 fill + 1 px outline: corners inclusive
     target &= ~ignore
     assert np.array_equal(samples[0].union_mask(), target)
-    from seglib.data import rle_to_mask
-    assert np.array_equal(rle_to_mask(samples[0].meta["ignore_rles"][0]), ignore)
+    from seglib.masks import decode_rle
+    assert np.array_equal(decode_rle(samples[0].meta["ignore_rles"][0]), ignore)
     assert samples[0].kind == "reasoning" and samples[0].meta["is_sentence"] is True
     out = write_dataset(samples, tmp_path / "ours")
     again = load_samples(out)
-    assert np.array_equal(rle_to_mask(again[1].meta["ignore_rles"][0]), ignore)
+    assert np.array_equal(decode_rle(again[1].meta["ignore_rles"][0]), ignore)
 
 
 def test_reasonseg_errors_name_file_and_shape(tmp_path):

@@ -11,11 +11,11 @@ from hypothesis.extra.numpy import arrays
 from seglib.masks import (
     box_from_mask,
     box_iou,
-    box_to_mask,
-    clip_box,
+    box_iou_matrix,
     decode_rle,
     encode_rle,
     mask_iou,
+    mask_iou_matrix,
     mask_to_polygons,
     masks_union,
     overlay,
@@ -108,14 +108,34 @@ def test_box_from_empty_mask_raises():
         box_from_mask(np.zeros((3, 3), bool))
 
 
+def _box_mask(box, height, width):
+    x0, y0, x1, y1 = box
+    mask = np.zeros((height, width), bool)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
 def test_box_iou_of_masks_boxes_matches_mask_iou_of_box_masks():
     a, b = box_from_mask(PRED), box_from_mask(GT)
-    assert box_iou(a, b) == pytest.approx(mask_iou(box_to_mask(a, 5, 5), box_to_mask(b, 5, 5)))
+    assert box_iou(a, b) == pytest.approx(mask_iou(_box_mask(a, 5, 5), _box_mask(b, 5, 5)))
 
 
-def test_clip_box_and_union():
-    assert clip_box((-3, 2.4, 12, 7.6), 6, 10) == (0, 2, 9, 5)
-    assert clip_box((5, 5, 1, 1), 10, 10) == (1, 1, 5, 5)
+def test_iou_matrices_agree_with_the_pairwise_rules():
+    empty = np.zeros((5, 5), bool)
+    preds, gts = [PRED, GT, empty], [GT, empty]
+    got = mask_iou_matrix(preds, gts)
+    assert got.shape == (3, 2)
+    assert got.tolist() == [[mask_iou(p, g) for g in gts] for p in preds]
+    assert got[2, 1] == 1.0  # both empty: StAR's rule
+    boxes_a = np.array([[0, 0, 3, 3], [2, 2, 4, 4]])
+    boxes_b = np.array([[0, 0, 3, 3], [10, 10, 12, 12], [1, 1, 2, 2]])
+    got = box_iou_matrix(boxes_a, boxes_b)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, [[box_iou(a, b) for b in boxes_b] for a in boxes_a])
+    assert got[0, 0] == 1.0 and got[0, 2] == 4 / 16 and got[1, 1] == 0.0
+
+
+def test_masks_union():
     assert np.count_nonzero(masks_union([PRED, GT])) == 10
     assert masks_union([], 3, 4).shape == (3, 4)
     with pytest.raises(ValueError):

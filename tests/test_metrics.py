@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from seglib.metrics import IoUMeter, acc_at_05, mean_noc, noc
+from seglib.metrics import IoUMeter, acc_at_05, calibration, hungarian_sum, noc
 
 
 def m(rows):
@@ -83,6 +83,20 @@ def test_noc_index_zero_is_after_first_click():
     assert noc([], 0.85) == 20
 
 
-def test_mean_noc():
-    assert mean_noc([[0.9], [0.5, 0.95], [0.1]], 0.9, max_clicks=10) == pytest.approx((1 + 2 + 10) / 3)
-    assert mean_noc([], 0.9) == 0.0
+def test_hungarian_sum_by_hand():
+    # greedy would take 0.9 (row 0 → col 0) and then 0.1; the best matching is 0.8 + 0.7
+    gain = np.array([[0.9, 0.8], [0.7, 0.1]])
+    total, matches = hungarian_sum(gain)
+    assert total == pytest.approx(1.5) and matches == 2
+    assert hungarian_sum(np.zeros((0, 3))) == (0.0, 0)
+    assert hungarian_sum(np.array([[0.2, 0.6, 0.1]])) == (pytest.approx(0.6), 1)
+
+
+def test_calibration_by_hand():
+    cal = calibration([0.5, 0.7, 0.9], [0.4, 0.8, 0.9])
+    assert cal["n"] == 3 and cal["mae"] == pytest.approx((0.1 + 0.1 + 0.0) / 3)
+    assert cal["pearson"] == pytest.approx(np.corrcoef([0.5, 0.7, 0.9], [0.4, 0.8, 0.9])[0, 1])
+    assert calibration([], []) == {"mae": None, "pearson": None, "n": 0}
+    assert calibration([0.5, 0.5], [0.1, 0.9])["pearson"] is None  # a constant side
+    with pytest.raises(ValueError, match="calibration"):
+        calibration([0.5], [0.5, 0.6])

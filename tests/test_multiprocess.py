@@ -63,12 +63,13 @@ def run_dir(tmp_path_factory) -> Path:
     from seglib.config import load_params
     from seglib.data import load_samples, synthref
     from seglib.models import build_tiny_policy
+    from seglib.paradigms import get
     from seglib.train.sft import training_texts
 
     run = tmp_path_factory.mktemp("mp") / "run"
     synthref.generate(run / "data", 6, 0, image_size=64, progress=False)
     options = load_params(ROOT / "params" / "smoke.yaml").get("sft_options") or {}
-    texts = training_texts(["boxpoints"], load_samples(run / "data", "train"), [], options)
+    texts = training_texts([get("boxpoints", options.get("boxpoints"))], load_samples(run / "data", "train"), [])
     build_tiny_policy(TINY, texts, run / "checkpoints" / "policy-base")
     return run
 
@@ -84,7 +85,7 @@ def _check_both_ranks(out_dir: Path, stage: str, steps: int) -> list[dict]:
 
 def test_sft_then_grpo_on_two_processes(run_dir):
     from seglib.models import load_policy
-    from seglib.train.__main__ import launch_accelerate
+    from seglib.train.launch import launch_accelerate
 
     base, _ = load_policy(run_dir / "checkpoints" / "policy-base")
     base_sum = _weights_sum(base)

@@ -19,12 +19,13 @@ OVERRIDES = ["paradigms=[boxpoints, clicks]", "grpo_rl_from_base=true", "grpo_ma
 def test_notebook_04_trains_logs_and_compares(tmp_path):
     from seglib.data import load_samples
     from seglib.models import build_tiny_policy
+    from seglib.train.settings import BASE_POLICY_DIR
 
     run_dir = run_notebooks("params/smoke.yaml", OVERRIDES, only="01", run_name="nb04", outputs_dir=tmp_path)
     texts = [s.query for s in load_samples(run_dir / "data")][:50] + ['{"bbox": [1, 2, 3, 4]}', "Positive point: (1, 2)"]
     small = {"image_size": 56, "vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 32,
              "text_layers": 1, "text_heads": 2, "vocab_size": 300}
-    base = build_tiny_policy(small, texts, run_dir / "checkpoints" / "base")
+    base = build_tiny_policy(small, texts, run_dir / BASE_POLICY_DIR)  # where notebook 03 leaves it
     for p in ("boxpoints", "clicks"):
         shutil.copytree(base, run_dir / "checkpoints" / f"sft-{p}")
     run_notebooks("params/smoke.yaml", OVERRIDES, only="04", run_name="nb04", outputs_dir=tmp_path, resume=True)

@@ -58,10 +58,15 @@ class BoxFakeSegmenter:
 
 
 # ------------------------------------------------------------------ registry
-def test_get_returns_each_module_and_rejects_unknown():
-    assert paradigms.PARADIGMS == ("boxpoints", "polygon", "clicks")
+def test_get_returns_each_paradigm_and_rejects_unknown():
+    assert paradigms.PARADIGMS[:3] == ("boxpoints", "polygon", "clicks")
+    assert paradigms.PARADIGMS == tuple(paradigms.REGISTRY)
     for name in paradigms.PARADIGMS:
-        mod = paradigms.get(name)
+        p = paradigms.get(name)
+        assert isinstance(p, paradigms.Paradigm) and p.name == name and type(p) is paradigms.paradigm_class(name)
+        for attr in ("observe", "target_text", "parse", "decode"):
+            assert callable(getattr(p, attr))
+    for mod in (boxpoints, polygon, clicks):  # the answer formats stay importable as modules
         for attr in ("prompt", "target_text", "parse", "decode"):
             assert callable(getattr(mod, attr))
     with pytest.raises(ValueError, match="unknown paradigm"):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from seglib.data import (DataError, load_samples, mask_to_pixel_polygons, refer_ref_fields, rle_to_mask,
-                         write_dataset)
+from seglib.data import DataError, load_samples, mask_to_pixel_polygons, refer_ref_fields, write_dataset
 from seglib.data.refcoco import load_grefcoco, load_refcoco, load_refs_pickle
+from seglib.masks import decode_rle
 
 H, W = 16, 20
 IMG = "COCO_train2014_000000000007.jpg"
@@ -362,7 +362,7 @@ def test_synthref_samples_same_as_before_the_format_change(tmp_path, synth):
     strip = [(x.sample_id, x.query, x.kind, x.split, x.target_rles, x.meta) for x in a]
     assert strip == [(x.sample_id, x.query, x.kind, x.split, x.target_rles, x.meta) for x in b]
     assert {x.split for x in a} == {"train", "val", "test", "test_reasoning"}
-    assert [rle_to_mask(r).sum() for r in a[0].target_rles] == [m.sum() for m in b[0].target_masks()]
+    assert [decode_rle(r).sum() for r in a[0].target_rles] == [m.sum() for m in b[0].target_masks()]
 
 
 def test_write_dataset_polygons_option(tmp_path):

@@ -1,9 +1,11 @@
-"""PRM tree search (SegAgent) on a fake policy and a fake segmenter, with hand-worked paths.
+"""PRM tree search (SegAgent) on a fake paradigm, policy and segmenter, with hand-worked paths.
 
 World: a 20×20 image, ground truth = the 10×10 square x, y ∈ [0, 9]. The fake
 segmenter paints a 5×5 square (clipped) around every positive click. The fake
 policy's self-predicted IoU is the true IoU against a "believed" mask the test
 chooses; its actions come from tables indexed by the number of clicks so far.
+The fake paradigm gives the search the members it uses (observe, parse, decode,
+to_json; the self-estimate is ``Decoded.pred_iou``).
 """
 import re
 from dataclasses import dataclass, field
@@ -11,7 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from seglib.search import calibration, prm_search, result_to_record
+from seglib.clicker import Click
+from seglib.paradigms.base import Decoded, State
+from seglib.paradigms.text import to_jsonable
+from seglib.metrics import calibration
+from seglib.search import prm_search, result_to_record
 
 H = W = 20
 GT = np.zeros((H, W), bool)
@@ -40,16 +46,21 @@ def square(x, y):
 
 @dataclass
 class FakeSegmenter:
-    set_image_calls: int = 0
+    set_image_calls: int = 0  # encodes: a call with the image already set is a cache hit, as in seglib.segmenters
     batch_sizes: list = field(default_factory=list)
+    segmented: list = field(default_factory=list)  # the last click of every prompt segmented
+    _key: object = None
 
     def set_image(self, image):
-        self.set_image_calls += 1
+        if image.tobytes() != self._key:
+            self._key = image.tobytes()
+            self.set_image_calls += 1
 
     def predict_many(self, prompts):
         self.batch_sizes.append(len(prompts))
         out = []
         for p in prompts:
+            self.segmented.append(tuple(p.points_xy[-1]))
             m = np.zeros((H, W), bool)
             for (x, y), lab in zip(p.points_xy, p.labels):
                 m = m | square(x, y) if lab == 1 else m & ~square(x, y)
@@ -97,12 +108,41 @@ class FakePolicy:
         return self.path_len.get(mask.tobytes(), 0)
 
 
-def parse(text):
-    m = re.search(r"Current IoU: ([0-9.]+)", text)
-    pred = float(m.group(1)) / 100 if m else None
-    c = re.search(r"(Positive|Negative) point: \((\d+), (\d+)\)", text)
-    click = (int(c.group(2)), int(c.group(3)), c.group(1) == "Positive") if c else None
-    return pred, click
+@dataclass(frozen=True)
+class FakeAnswer:
+    pred: float | None
+    x: int | None
+    y: int | None
+    positive: bool | None
+
+
+class FakeParadigm:
+    """A stepped paradigm on the fake world: the state image is the mask; text → click + self-estimate."""
+
+    def observe(self, state):
+        mask = np.zeros((H, W), bool) if state.mask is None else state.mask
+        return np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2), "segment the target"
+
+    def parse(self, text):
+        m = re.search(r"Current IoU: ([0-9.]+)", text)
+        pred = float(m.group(1)) / 100 if m else None
+        c = re.search(r"(Positive|Negative) point: \((\d+), (\d+)\)", text)
+        if c is None:  # a self-estimate without an action: nothing to apply, but the estimate counts
+            return None if pred is None else FakeAnswer(pred, None, None, None)
+        return FakeAnswer(pred, int(c.group(2)), int(c.group(3)), c.group(1) == "Positive")
+
+    def to_json(self, answer):
+        return to_jsonable(answer)
+
+    def decode(self, state, answer, segmenter=None):
+        if answer is None or answer.x is None:
+            return Decoded(None, False, pred_iou=None if answer is None else answer.pred), state
+        segmenter.set_image(state.image)
+        clicks = state.clicks + (Click(answer.x, answer.y, answer.positive),)
+        pred = segmenter.predict_many([FakePrompt([(c.x, c.y) for c in clicks], [int(c.positive) for c in clicks],
+                                                  state.logits)])[0]
+        nxt = State(state.sample, state.image, pred.mask, clicks, pred.logits, state.t + 1)
+        return Decoded(self.to_json(answer), True, [pred.mask], [1.0], pred_iou=answer.pred), nxt
 
 
 def make_policy(believed, greedy, sampled=()):
@@ -120,8 +160,8 @@ def make_policy(believed, greedy, sampled=()):
 
 
 def run(pol, seg, **kw):
-    return prm_search(np.zeros((H, W, 3), np.uint8), pol.state, pol.generate, parse, seg,
-                      gt_mask=GT, make_prompt=FakePrompt, **kw)
+    start = State("segment the target", np.zeros((H, W, 3), np.uint8))
+    return prm_search(FakeParadigm(), start, pol.generate, seg, gt_mask=GT, **kw)
 
 
 def test_candidate_with_highest_predicted_iou_is_kept_and_k_share_one_encode():
@@ -134,7 +174,9 @@ def test_candidate_with_highest_predicted_iou_is_kept_and_k_share_one_encode():
     assert [c.pred_iou for c in step.candidates] == pytest.approx([0.0, 0.09, 0.25])
     assert step.chosen == 2 and step.best.click == (5, 5, True)
     assert np.array_equal(res.mask, square(5, 5))
-    assert seg.set_image_calls == 1 and seg.batch_sizes == [3]
+    # one image encode for all K; each candidate action segmented once; the K next states scored in one call
+    assert seg.set_image_calls == 1 and seg.segmented[:3] == [(15, 15), (0, 0), (5, 5)]
+    assert pol.calls == [(1, 1, False), (1, 2, True), (3, 1, False)]
     # true IoUs recorded for every candidate
     assert [c.iou for c in step.candidates] == pytest.approx([0.0, 0.09, 0.25])
 
@@ -199,6 +241,7 @@ def test_identical_candidates_are_segmented_once():
     pol = make_policy(GT, greedy=[(5, 5)], sampled=[[(5, 5), (0, 0)]])
     seg = FakeSegmenter()
     res = run(pol, seg, max_steps=1, k=3)
-    assert seg.batch_sizes == [2]  # (5, 5) twice, (0, 0) once
+    assert seg.segmented[:2] == [(5, 5), (0, 0)]  # (5, 5) twice, segmented once; (0, 0) once
+    assert pol.calls[-1] == (2, 1, False)  # and the two distinct next states scored once each
     assert [c.pred_iou for c in res.steps[0].candidates] == pytest.approx([0.25, 0.25, 0.09])
     assert res.steps[0].chosen == 0

@@ -1,4 +1,5 @@
-"""seglib.train.sft: assistant-only labels, loss goes down on a fixed batch, resume from a checkpoint."""
+"""seglib.train.sft: assistant-only labels, loss goes down on a fixed batch, resume from a checkpoint;
+seglib.train.settings: the notebooks build their settings with the command line's builders."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,10 @@ import pytest
 import torch
 
 from seglib.models import build_tiny_policy, load_policy
+from seglib.paradigms import get
 from seglib.train import sft
+from seglib.train.dense import DenseCollator
+from seglib.train.settings import settings_for
 from seglib.train.pretrain_vision import dense_targets, grid_for, scene_objects, SceneObject
 
 TINY = {"vision_hidden": 32, "vision_layers": 1, "vision_heads": 2, "text_hidden": 48, "text_layers": 1,
@@ -22,11 +26,12 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     synthref.generate(root / "data", 12, seed=3, image_size=56)
     samples = [s for s in load_samples(root / "data") if s.kind != "reasoning"][:6]
-    texts = [t for s in samples for t in sft.prompt_and_target("boxpoints", s, OPTS)]
+    paradigm = get("boxpoints", OPTS)
+    texts = sft.training_texts([paradigm], samples)
     path = build_tiny_policy(TINY, texts, root / "policy")
     model, processor = load_policy(path)
     scene = scene_objects(root / "data")
-    rows = sft.sample_rows("boxpoints", samples[:4], OPTS, scene, grid_for(model, processor))
+    rows = sft.sft_rows(paradigm.sft_examples(samples[:4]), scene, grid_for(model, processor))
     return root, path, rows
 
 
@@ -35,7 +40,7 @@ def test_labels_mask_prompt_and_keep_only_the_answer(setup):
 
     _, path, rows = setup
     _, processor = load_policy(path)
-    collate = sft._DenseCollator(DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True))
+    collate = DenseCollator(DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True))
     batch = collate([dict(r) for r in rows[:3]])
     tok = processor.tokenizer
     for i, row in enumerate(rows[:3]):
@@ -122,8 +127,8 @@ def test_hold_rows_show_the_finished_mask_with_a_click_inside_the_target(setup):
     finished = [t for t in trajs if t.stop_reason == "tau_stop" and t.steps]
     assert finished, "the classic segmenter should finish some easy SynthRef trajectories"
     opts = {"prm": True, "prompt_template": "compact"}
-    plain = sft.click_rows(samples, trajs, opts)
-    held = sft.click_rows(samples, [t.to_json() for t in trajs], {**opts, "hold": True})
+    plain = sft.sft_rows(get("clicks", opts).sft_examples(samples, trajs))
+    held = sft.sft_rows(get("clicks", opts, hold=True).sft_examples(samples, [t.to_json() for t in trajs]))
     assert len(plain) == sum(len(t.steps) for t in trajs)
     assert len(held) == len(plain) + len(finished)
     by_id = {s.sample_id: s for s in samples}
@@ -144,21 +149,53 @@ def test_hold_rows_show_the_finished_mask_with_a_click_inside_the_target(setup):
 def test_per_paradigm_settings_override_one_paradigm_and_name_bad_fields():
     base = sft.SFTSettings(max_steps=100, learning_rate=1e-3)
     over = {"clicks": {"learning_rate": 2e-3, "max_steps": 250}}
-    clicks = sft.settings_for(base, "clicks", over)
+    clicks = settings_for(base, "clicks", over)
     assert (clicks.learning_rate, clicks.max_steps) == (2e-3, 250)
-    assert sft.settings_for(base, "polygon", over) == base
-    assert sft.settings_for(base, "clicks", None) == base
+    assert settings_for(base, "polygon", over) == base
+    assert settings_for(base, "clicks", None) == base
     with pytest.raises(ValueError, match="lr"):
-        sft.settings_for(base, "clicks", {"clicks": {"lr": 2e-3}})
+        settings_for(base, "clicks", {"clicks": {"lr": 2e-3}})
 
 
 def test_the_accelerate_path_builds_the_notebooks_settings():
-    from seglib.train.__main__ import sft_settings
+    from seglib.train.settings import sft_settings
 
     tiny = sft_settings({"sft_steps": 10, "sft_dense_weight": 1.0, "sft_target_weight": 3.0})
     assert (tiny.max_steps, tiny.dense_weight, tiny.target_weight) == (10, 1.0, 3.0)
     real = sft_settings({"sft_steps": 10, "sft_target_weight": 3.0, "policy": "Qwen/Qwen2.5-VL-3B-Instruct"})
     assert real.target_weight == 0.0 and real.dense_weight == 0.0
+
+
+@pytest.mark.parametrize("notebook, builder", [("03_sft.ipynb", "sft_settings"), ("04_rl_grpo.ipynb", "grpo_params")])
+def test_the_notebooks_call_the_command_lines_builder_on_their_own_parameters(notebook, builder):
+    """Notebooks 03/04 and ``python -m seglib.train`` build their settings with one builder (seglib.train.settings):
+    the notebook calls it on its globals, and every parameter the builder reads is declared in its parameters cell."""
+    import ast
+    import inspect
+    import re
+    from pathlib import Path
+
+    from seglib.train import settings as settings_module
+
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / notebook).read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any(re.search(rf"^\w+ = {builder}\(globals\(\)\)", c, re.M) for c in code), f"{notebook} builds its own"
+    params_cell = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    declared = {t.id for node in ast.parse(params_cell).body if isinstance(node, ast.Assign) for t in node.targets}
+    source = inspect.getsource(getattr(settings_module, builder))
+    read = set(re.findall(r'(?:pick\(params, |params\.get\()"(\w+)"', source))
+    assert read and read <= declared, sorted(read - declared)
+    namespace: dict = {}
+    exec(params_cell, namespace)  # the notebook's defaults through the builder, as the notebook's call does
+    built = getattr(settings_module, builder)(namespace)
+    if builder == "sft_settings":
+        assert (built.max_steps, built.learning_rate, built.batch_size, built.eval_steps, built.save_steps) == (
+            namespace["sft_steps"], namespace["sft_learning_rate"], namespace["sft_batch_size"],
+            namespace["sft_eval_steps"], namespace["sft_eval_steps"])
+    else:
+        assert (built.max_steps, built.num_generations, built.prompts_per_step, built.seed) == (
+            namespace["grpo_steps"], namespace["grpo_num_generations"], namespace["grpo_prompts_per_step"],
+            namespace["seed"])
 
 
 def test_start_policy_is_the_base_or_an_earlier_finished_paradigm(tmp_path):

@@ -9,8 +9,11 @@ import pytest
 from seglib.clicker import Click, next_click
 from seglib.masks import mask_iou
 from seglib.paradigms import clicks as clicks_paradigm
+from seglib.paradigms import get
 from seglib.segmenters import Prediction
 from seglib.train.star import mean_curve, refine_step, refined_examples, replacement_shares, rollout
+
+CLICKS = get("clicks")
 
 H, W = 40, 40
 
@@ -66,36 +69,45 @@ def pixel(text):
     return clicks_paradigm.to_click(clicks_paradigm.parse(text), H, W)
 
 
+def as_generate(propose):
+    """A proposer (images, prompts) → one text each, as a ``GenerateFn``."""
+    return lambda images, prompts, n=1, do_sample=False: [[t] for t in propose(images, prompts)]
+
+
+def start(gt):
+    return CLICKS.start(FakeSample("a", gt))
+
+
 def test_action_that_lowers_iou_is_replaced_by_fsim():
     gt, seg = square_gt(), DiskSegmenter()
     # step 1: a positive click in the object raises IoU from 0 -> kept
     t1 = text_for(20, 20)
-    s1, mask, clicks, logits = refine_step(t1, gt, np.zeros_like(gt), [], None, seg)
+    s1, state1 = refine_step(CLICKS, start(gt), t1, seg)
     c1 = pixel(t1)
     assert not s1.replaced and s1.click == [c1.x, c1.y, True]
     assert s1.iou_after == pytest.approx(mask_iou(DiskSegmenter().predict([(c1.x, c1.y)], [1]).mask, gt))
     # step 2: a positive click far in the background adds only false positives -> lower IoU -> replaced
     t2 = text_for(36, 36)
-    s2, mask2, clicks2, _ = refine_step(t2, gt, mask, clicks, logits, seg)
+    s2, state2 = refine_step(CLICKS, state1, t2, seg)
     assert s2.iou_policy < s2.iou_before and s2.replaced
-    expected = next_click(gt, mask, clicked=clicks)  # F_sim's action for the same state, derived independently
+    expected = next_click(gt, state1.mask, clicked=state1.clicks)  # F_sim's action for the same state, derived independently
     assert s2.click == [expected.x, expected.y, expected.positive]
-    assert clicks2 == [c1, expected]  # the rollout continues from the corrected state
-    fixed = DiskSegmenter().predict([(c.x, c.y) for c in clicks2], [c.label for c in clicks2]).mask
-    assert np.array_equal(mask2, fixed) and s2.iou_after == pytest.approx(mask_iou(fixed, gt))
+    assert list(state2.clicks) == [c1, expected]  # the rollout continues from the corrected state
+    fixed = DiskSegmenter().predict([(c.x, c.y) for c in state2.clicks], [c.label for c in state2.clicks]).mask
+    assert np.array_equal(state2.mask, fixed) and s2.iou_after == pytest.approx(mask_iou(fixed, gt))
     assert s2.iou_after > s2.iou_before
 
 
 def test_zero_change_and_unparsable_are_replaced():
     gt, seg = square_gt(), DiskSegmenter()
     t1 = text_for(20, 20)
-    _, mask, clicks, logits = refine_step(t1, gt, np.zeros_like(gt), [], None, seg)
-    same, _, _, _ = refine_step(t1, gt, mask, clicks, logits, seg)  # the same click again: ΔIoU = 0
+    _, state = refine_step(CLICKS, start(gt), t1, seg)
+    same, _ = refine_step(CLICKS, state, t1, seg)  # the same click again: ΔIoU = 0
     assert same.iou_policy == pytest.approx(same.iou_before) and same.replaced
-    junk, _, _, _ = refine_step("I think it is there", gt, mask, clicks, logits, seg)
+    junk, _ = refine_step(CLICKS, state, "I think it is there", seg)
     assert junk.policy_click is None and junk.replaced and junk.iou_after > junk.iou_before
     # a plain rollout (correct=False) keeps the harmful action
-    bad, m, _, _ = refine_step(text_for(36, 36), gt, mask, clicks, logits, seg, correct=False)
+    bad, _ = refine_step(CLICKS, state, text_for(36, 36), seg, correct=False)
     assert not bad.replaced and bad.iou_after == pytest.approx(bad.iou_policy) and bad.iou_after < bad.iou_before
 
 
@@ -103,8 +115,8 @@ def test_rollout_shares_and_curves():
     gt = square_gt()
     samples = [FakeSample("a", gt), FakeSample("empty", np.zeros((H, W), bool))]
     script = iter([[text_for(20, 20)], [text_for(36, 36)], [text_for(20, 20)]])
-    outs = rollout(samples, lambda images, prompts: next(script), DiskSegmenter(), max_clicks=3, tau_stop=0.99,
-                   show_progress=False)
+    outs = rollout(CLICKS, samples, as_generate(lambda images, prompts: next(script)), DiskSegmenter(), max_clicks=3,
+                   tau_stop=0.99, show_progress=False)
     assert [r.sample_id for r in outs] == ["a"]  # the empty target has no click to make
     r = outs[0]
     assert [st.replaced for st in r.steps] == [False, True, True]
@@ -112,7 +124,7 @@ def test_rollout_shares_and_curves():
     assert (n, replaced, unparsable) == (3, 2, 0)
     assert r.ious[0] == 0.0 and len(r.ious) == 4 and r.ious == [0.0] + [st.iou_after for st in r.steps]
     assert mean_curve(outs) == pytest.approx(r.ious)
-    ex = refined_examples(outs, {"a": samples[0]})
+    ex = refined_examples(CLICKS, outs, {"a": samples[0]})
     assert len(ex) == 3 and ex[1]["target"].startswith(("Positive point", "Negative point"))
     assert ex[1]["target"] == clicks_paradigm.target_text(Click(*r.steps[1].click), W, H)
 
@@ -127,9 +139,10 @@ def test_rollout_and_refined_examples_use_the_policy_prompt_template_and_snap():
         seen.extend(prompts)
         return [text_for(20, 20)] * len(prompts)
 
-    outs = rollout([sample], propose, DiskSegmenter(), max_clicks=1, show_progress=False, template="compact")
+    compact = get("clicks", prompt_template="compact", snap=4)
+    outs = rollout(compact, [sample], as_generate(propose), DiskSegmenter(), max_clicks=1, show_progress=False)
     assert seen == [clicks_paradigm.prompt(sample, template="compact")] and seen[0] != clicks_paradigm.prompt(sample)
-    ex = refined_examples(outs, {"a": sample}, template="compact", snap=4)
+    ex = refined_examples(compact, outs, {"a": sample})
     click = Click(*outs[0].steps[0].click)
     assert ex[0]["prompt"] == clicks_paradigm.prompt(sample, template="compact")
     assert ex[0]["target"] == clicks_paradigm.target_text(click, W, H, snap=4)
@@ -143,7 +156,7 @@ def _lora_run_folder(tmp_path):
     from seglib.data import load_samples, synthref
     from seglib.models import build_tiny_policy, load_policy
     from seglib.segmenters import build_segmenter
-    from seglib.train.sft import write_task_file
+    from seglib.inference import save_task
     from seglib.trajectories import simulate_split
 
     run = tmp_path / "run"
@@ -164,7 +177,7 @@ def _lora_run_folder(tmp_path):
                 p.normal_(0.0, 0.05)
     model.save_pretrained(s0)
     processor.save_pretrained(s0)
-    write_task_file(s0, "clicks", {"prm": False})
+    save_task(s0, get("clicks", prm=False))
     return run, seg
 
 

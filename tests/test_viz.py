@@ -9,8 +9,7 @@ import pytest  # noqa: E402
 
 from dataclasses import dataclass  # noqa: E402
 from seglib.masks import mask_to_polygons, representative_points  # noqa: E402
-from seglib.viz import click_markers, gallery, save_figure, show_sample, trajectory_strip, voting_clusters  # noqa: E402
-from seglib.voting import vote  # noqa: E402
+from seglib.viz import click_markers, gallery, save_figure, show_sample, trajectory_strip  # noqa: E402
 
 
 
@@ -48,18 +47,12 @@ def test_click_markers_colours():
     plt.close(fig)
 
 
-def test_gallery_trajectory_clusters_and_save(tmp_path):
+def test_gallery_trajectory_and_save(tmp_path):
     fig = gallery([{"image": IMAGE, "masks": MASK, "title": "a"}, {"image": IMAGE, "masks": [], "clicks": [(1, 2, True)]}], ncols=3)
     path = save_figure(fig, tmp_path, "01_gallery", close=True)
     assert path == tmp_path / "figures" / "01_gallery.png" and path.stat().st_size > 0
     strip = trajectory_strip(IMAGE, [MASK, MASK], [Click(15, 12, True), Click(2, 2, False)], [0.5, 0.9])
     assert len(strip.axes) == 2
     plt.close(strip)
-    other = np.zeros_like(MASK)
-    other[25:30, 2:8] = True
-    fig, ax = plt.subplots()
-    voting_clusters(ax, IMAGE, vote([[MASK], [MASK], [other]], None))
-    assert "K̂=1" in ax.get_title()
-    plt.close(fig)
     with pytest.raises(ValueError):
         save_figure(fig, tmp_path, "../escape")

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from seglib.masks import mask_iou
-from seglib.voting import majority_vote, majority_vote_union, pairwise_iou, vote
+from seglib.voting import majority_vote, pairwise_iou, vote
 
 H, W = 20, 30
 
@@ -126,12 +126,9 @@ def test_votes_count_distinct_samples():
     assert same(res.masks[0], B)
 
 
-def test_scalar_scores_and_union_helper():
-    u = majority_vote_union([[A, B], [A, B]], [0.4, 0.8])
-    assert same(u, A | B)
-    assert not majority_vote_union([[], []], None, height=H, width=W).any()
-    with pytest.raises(ValueError, match="height"):
-        majority_vote_union([[], []], None)
+def test_scalar_scores_and_union():
+    assert same(vote([[A, B], [A, B]], [0.4, 0.8]).union, A | B)
+    assert vote([[], []], None).union is None
 
 
 def test_bad_input_names_sample():

@@ -23,7 +23,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from seglib.data import DataError, Sample, mask_to_rle
+from seglib.data.sample import DataError, Sample
+from seglib.masks import encode_rle
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -98,11 +99,11 @@ def load_reasonseg(
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
                 raise DataError(f"{jp}: 'text' must be a non-empty list of strings")
             target, ignore = reasonseg_masks(anno, height, width, str(jp))
-            rles = [mask_to_rle(target)] if target.any() else []
+            rles = [encode_rle(target)] if target.any() else []
             meta = {"ref_id": jp.stem, "image_id": jp.stem, "ann_ids": [0] if rles else [],
                     "is_sentence": bool(anno.get("is_sentence", False)), "dataset": "reasonseg"}
             if ignore.any():
-                meta["ignore_rles"] = [mask_to_rle(ignore)]
+                meta["ignore_rles"] = [encode_rle(ignore)]
             for k, text in enumerate(texts):
                 samples.append(Sample(sample_id=f"{jp.stem}-{k}", image_path=str(image_path), query=text,
                                       kind="reasoning", split=split, height=height, width=width,

@@ -39,7 +39,9 @@ import pickle
 from pathlib import Path
 from typing import Iterable
 
-from seglib.data import DataError, Sample, segmentation_to_rle
+from seglib.data.coco import segmentation_to_rle
+from seglib.data.refer import NO_TARGET_ID
+from seglib.data.sample import DataError, Sample, sentence_text
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -156,8 +158,6 @@ def _samples_from_refs(refs: list, images: dict, anns: dict, cats: dict, img_dir
                        grouped: bool) -> list[Sample]:
     """One Sample per (ref, sentence). ``grouped``: gRefCOCO refs (``ann_id`` a list, ``no_target``);
     otherwise refer's refs (one int ``ann_id``)."""
-    from seglib.data import NO_TARGET_ID
-
     wanted = None if splits is None else ({splits} if isinstance(splits, str) else set(splits))
     kept_images: list[int] = []
     samples: list[Sample] = []
@@ -199,9 +199,7 @@ def _samples_from_refs(refs: list, images: dict, anns: dict, cats: dict, img_dir
             kept_ids.append(a)
         kind = "empty" if no_target else "multi" if len(ann_ids) > 1 else "referring"
         for k, sent in enumerate(sentences):
-            text = sent.get("sent") if isinstance(sent, dict) else None
-            if not isinstance(text, str):
-                raise DataError(f"{refs_path}: ref {ref_id} sentence {k} has no 'sent' text")
+            text = sentence_text(sent, f"{refs_path}: ref {ref_id} sentence {k}", plain_ok=False)
             samples.append(Sample(
                 sample_id=f"{ref_id}-{k}", image_path=str(image_path), query=text, kind=kind,
                 split=split, height=h, width=w, target_rles=list(rles),

@@ -1,115 +1,69 @@
-"""The three output paradigms: what the policy writes and how it becomes a mask.
+"""The output paradigms: what the policy writes and how it becomes a mask.
 
-========== ============================================ =========================
-name       model writes                                 papers
-========== ============================================ =========================
-boxpoints  ``<think>`` + JSON box and point(s)          Seg-Zero, VisionReasoner, StAR
-polygon    polygons in [0, 1] coordinates, 3 decimals   SimpleSeg
-clicks     one ``Positive/Negative point: (x, y)``      SegAgent
-========== ============================================ =========================
+=========== =========================================== ============================== ========
+name        model writes                                papers                         horizon
+=========== =========================================== ============================== ========
+boxpoints   ``<think>`` + JSON box and point(s)         Seg-Zero, VisionReasoner, StAR 1
+polygon     polygons in [0, 1] coordinates, 3 decimals  SimpleSeg                      1
+clicks      one ``Positive/Negative point: (x, y)``     SegAgent                       T clicks
+descriptors a G×G grid of labels, rows run-length coded Text4Seg                       1
+=========== =========================================== ============================== ========
 
-Each module has ``prompt``, ``target_text``, ``parse`` (never raises, never
-evals: ``None`` on anything malformed) and ``decode`` (answer → bool mask).
-``get(name)`` returns the module. A fourth paradigm is one more module here.
+Each paradigm is a folder ``seglib/paradigms/<name>/`` holding its answer format
+(``format.py``: templates, ``parse`` that never raises, target text, decoding),
+its rewards, and one ``seglib.paradigms.base.Paradigm`` subclass
+(``paradigm.py``). Every stage of seglib talks to a paradigm only through that
+class. ``get(name, options)`` builds one; ``REGISTRY`` is the one list of them:
+a new paradigm is a new folder plus one line here.
 
-This file also holds the small text helpers the parsers share (hostile-input
-guards, answer-tag extraction, lenient JSON).
+The text helpers all parsers share live in ``seglib.paradigms.text`` and are re-exported here.
 """
 from __future__ import annotations
 
 import importlib
-import json
-import math
-import re
-from types import ModuleType
 from typing import Any
 
-PARADIGMS = ("boxpoints", "polygon", "clicks")
+from seglib.paradigms.base import OptionsError, Paradigm  # noqa: F401  (re-exported)
+from seglib.paradigms.text import (  # noqa: F401  (re-exported)
+    MAX_ABS_COORD,
+    MAX_BOX_ANSWER_CHARS,
+    MAX_TEXT_CHARS,
+    answer_span,
+    as_number,
+    as_numbers,
+    has_think_format,
+    loads_json,
+    to_jsonable,
+)
 
-#: Texts longer than this are rejected by every parser (a guard against runaway generations).
-MAX_TEXT_CHARS = 65_536
-#: Box/point answers longer than this are rejected before JSON decoding (100 objects take ~6,000).
-MAX_BOX_ANSWER_CHARS = 16_384
-#: Coordinates beyond this magnitude (in any frame) are rejected as nonsense.
-MAX_ABS_COORD = 1e5
-
-#: Any answer nests at most 3 levels (polygons); 8 consecutive openers is runaway nesting, rejected before JSON.
-_DEEP_NESTING_RE = re.compile(r"(?:[\[{]\s*){8}")
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_THINK_ANSWER_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+#: name → "module:Class" of every registered paradigm (imported on first use).
+REGISTRY: dict[str, str] = {
+    "boxpoints": "seglib.paradigms.boxpoints:BoxPointsParadigm",
+    "polygon": "seglib.paradigms.polygon:PolygonParadigm",
+    "clicks": "seglib.paradigms.clicks:ClicksParadigm",
+    "descriptors": "seglib.paradigms.descriptors:DescriptorsParadigm",
+}
+PARADIGMS = tuple(REGISTRY)
 
 
-def get(name: str) -> ModuleType:
-    """The paradigm module called ``name`` (one of ``PARADIGMS``)."""
-    if name not in PARADIGMS:
+def paradigm_class(name: str) -> type[Paradigm]:
+    """The ``Paradigm`` subclass registered as ``name`` (ValueError listing ``PARADIGMS`` when unknown)."""
+    if name not in REGISTRY:
         raise ValueError(f"unknown paradigm {name!r}; expected one of {PARADIGMS}")
-    return importlib.import_module(f"seglib.paradigms.{name}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-def answer_span(text: Any) -> str | None:
-    """The content of the last complete ``<answer>…</answer>`` pair.
+def get(name: str, options: Any = None, **overrides: Any) -> Paradigm:
+    """The paradigm ``name`` with ``options`` (an Options instance or a dict; ``overrides`` win).
 
-    Without any ``<answer>`` tag the whole text is the answer (compact formats
-    that drop the tags). An opened but unclosed tag (truncated) gives ``None``.
-    Non-strings and over-long texts give ``None``.
+    An option the paradigm does not have raises ``OptionsError`` naming it.
     """
-    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
-        return None
-    found = _ANSWER_RE.findall(text)
-    if found:
-        return found[-1].strip()
-    if "<answer>" in text:
-        return None
-    tail = text.rsplit("</think>", 1)[-1] if "</think>" in text else text
-    return tail.strip()
+    return paradigm_class(name)(options, **overrides)
 
 
-def has_think_format(text: Any) -> bool:
-    """Seg-Zero's think format: the whole text is ``<think>…</think>\\s*<answer>…</answer>``."""
-    return isinstance(text, str) and len(text) <= MAX_TEXT_CHARS and _THINK_ANSWER_RE.fullmatch(text) is not None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite JSON constant {name}")
-
-
-def loads_json(span: str | None, max_chars: int = MAX_TEXT_CHARS) -> Any:
-    """Parse JSON without eval; ``None`` when it is not JSON.
-
-    Accepts single-quoted JSON (quotes swapped once, the common model slip).
-    Rejects ``NaN``/``Infinity`` constants; numbers that overflow to inf are
-    left to the callers' finiteness checks. Spans over ``max_chars``, runaway
-    nesting (8 consecutive ``[``/``{``), huge integers and every other failure
-    give ``None``.
-    """
-    if not isinstance(span, str) or not span or len(span) > max_chars or _DEEP_NESTING_RE.search(span):
-        return None
-    for candidate in (span, span.replace("'", '"') if "'" in span else None):
-        if candidate is None:
-            continue
-        try:
-            return json.loads(candidate, parse_constant=_reject_constant)
-        except (ValueError, RecursionError, TypeError, OverflowError):
-            continue
-    return None
-
-
-def as_number(v: Any) -> float | None:
-    """A finite JSON number within ``MAX_ABS_COORD`` as float, else ``None`` (bools are not numbers)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        f = float(v)
-    except (OverflowError, ValueError):
-        return None
-    if not math.isfinite(f) or abs(f) > MAX_ABS_COORD:
-        return None
-    return f
-
-
-def as_numbers(v: Any, n: int) -> tuple[float, ...] | None:
-    """A JSON list of exactly ``n`` valid numbers (``as_number``) as a tuple, else ``None``."""
-    if not isinstance(v, (list, tuple)) or len(v) != n:
-        return None
-    out = tuple(as_number(x) for x in v)
-    return None if any(x is None for x in out) else out  # type: ignore[return-value]
+def from_task(task: dict) -> Paradigm:
+    """The paradigm of a task record ``{"paradigm": name, "options": {...}}`` (``Paradigm.task()``)."""
+    if not isinstance(task, dict) or "paradigm" not in task:
+        raise ValueError(f"a task record needs a 'paradigm' key, got {task!r}")
+    return get(task["paradigm"], task.get("options") or {})

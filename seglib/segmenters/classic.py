@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from seglib.segmenters import Prediction, Prompt, Segmenter
+from seglib.segmenters.base import Prediction, Prompt, Segmenter
 
 
 def lab_image(image: np.ndarray) -> np.ndarray:

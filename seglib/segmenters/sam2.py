@@ -28,7 +28,7 @@ from collections import defaultdict
 import numpy as np
 
 import seglib  # noqa: F401  (makes torchvision importable beside CPU torch; sam2 needs it)
-from seglib.segmenters import Prediction, Prompt, Segmenter
+from seglib.segmenters.base import Prediction, Prompt, Segmenter
 
 DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 

@@ -1,15 +1,10 @@
-"""Training stages over trl: SFT (``sft``), dense vision pre-training of the tiny policy
-(``pretrain_vision``), GRPO/GSPO/REST (``grpo``) and StaR+ (``star``)."""
+"""Training stages over trl, each generic over ``seglib.paradigms.base.Paradigm``.
 
-
-def check_checkpoint_space(model, output_dir, keep: int | None) -> None:
-    """Before training: stop cleanly if ``output_dir``'s disk cannot hold the checkpoints.
-
-    Estimate per checkpoint: the weights plus two fp32 Adam moments of the trainable
-    parameters; ``keep`` kept checkpoints (all when None, counted as 3) plus the final model.
-    """
-    from seglib.runs import check_free_space
-
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    moments = sum(p.numel() * 8 for p in model.parameters() if p.requires_grad)
-    check_free_space(output_dir, (weights + moments) * (keep or 3) + weights)
+``sft`` (SFT on ``Paradigm.sft_examples``; ``sft_eval`` its val metrics; ``dense`` the
+tiny policy's dense auxiliary loss), ``pretrain_vision`` (dense vision pre-training of
+the tiny policy), ``grpo`` (GRPO/GSPO; ``rest`` REST), ``rl_stage`` (notebook 04's run
+over ``Paradigm.rl_rows`` / ``score_group``), ``star`` (StaR+), ``common`` (rows, logs,
+checkpoints), ``settings`` (the builders from flat parameters), ``launch``
+(``accelerate launch``, the disk estimate), ``run_folder`` and ``__main__`` (the command line).
+"""
+from seglib.train.launch import check_checkpoint_space  # noqa: F401  (re-exported: the trainers' disk check)

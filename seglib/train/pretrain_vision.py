@@ -37,8 +37,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "cyan", "white", "black")
-SHAPES = ("circle", "square", "triangle", "hexagon", "ring", "star", "crescent", "cross", "bar", "blob")
+from seglib.data.synthref import SHAPES  # the scene vocabulary the dense targets name
+from seglib.data.synthref import COLOURS as _SCENE_COLOURS
+
+COLOURS = tuple(_SCENE_COLOURS)  # colour names, in SynthRef's order
 SIZES = ("small", "large")
 MIN_COVER = 0.15  # a token holds an object if the object covers at least this share of its cell
 BOX_BINS = 28  # default bins per box coordinate (4 px at 112 px)
@@ -56,7 +58,8 @@ class SceneObject:
 
 def scene_objects(data_dir: str | Path) -> dict[str, list[SceneObject]]:
     """Every object of every image of a COCO-style folder, keyed by the image's path (as ``Sample.image_path``)."""
-    from seglib.data import rle_to_mask, segmentation_to_rle
+    from seglib.data import segmentation_to_rle
+    from seglib.masks import decode_rle
 
     data_dir = Path(data_dir)
     inst = json.loads((data_dir / "instances.json").read_text())
@@ -70,7 +73,7 @@ def scene_objects(data_dir: str | Path) -> dict[str, list[SceneObject]]:
         p = Path(im["file_name"])
         key = str(p if p.is_absolute() else data_dir / "images" / p)
         rle = segmentation_to_rle(ann["segmentation"], int(im["height"]), int(im["width"]), f"annotation {ann['id']}")
-        mask = rle_to_mask(rle)
+        mask = decode_rle(rle)
         if not mask.any():
             continue
         ys, xs = np.nonzero(mask)

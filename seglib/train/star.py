@@ -1,15 +1,15 @@
-"""StaR+ policy improvement for the clicks paradigm (SegAgent, following STaR).
+"""StaR+ policy improvement for a stepped paradigm (SegAgent, following STaR).
 
-One round n (METHODS.md, "Training"; SegAgent ran one round):
+One round n (METHODS.md, "Training"; SegAgent ran one round, on clicks):
 
 1. S_0 is the SFT policy; round n rolls out S_{n-1} on training images with
-   the segmenter, from an empty mask, for at most ``max_clicks`` steps
-   (stopping once IoU ≥ ``tau_stop``).
+   the segmenter, from the paradigm's first state, for at most ``max_clicks``
+   steps (stopping once IoU ≥ ``tau_stop``), through ``seglib.inference.rollout``.
 2. At every step the policy's action is applied to the current state. The
    action is **kept if it raised the IoU**. Otherwise it is **replaced by
-   F_sim's action for that state** (``seglib.clicker.next_click`` on the
-   state's mask, with the clicks taken so far), and the rollout continues from
-   the corrected state.
+   the oracle's action for that state** (``Paradigm.oracle_answer``: F_sim's
+   click on the state's mask, with the clicks taken so far), and the rollout
+   continues from the corrected state.
 
    *Zero change*: an action that leaves the IoU unchanged (ΔIoU = 0, up to
    ``min_gain``, default 0) is **replaced** like a harmful one. SegAgent keeps
@@ -22,27 +22,25 @@ One round n (METHODS.md, "Training"; SegAgent ran one round):
 
 Logged per round: the share of actions replaced (and of unparsable ones), the
 IoU-versus-clicks curve of the plain policy rollouts (S_{n-1}, no correction)
-and of the refined rollouts, and the dataset size.
+and of the refined rollouts, and the dataset size. The figures are
+``seglib.viz.plot_rounds`` / ``plot_iou_vs_clicks`` / ``plot_refined_example``.
 
-The step logic (:func:`refine_step`) is policy-agnostic: a *proposer* maps a
-batch of (state image, prompt) to action texts. :func:`policy_proposer` makes
-one from a model with ``seglib.models.generate``; tests pass scripted ones.
+The step (:func:`refine_step`) uses only Paradigm members (``parse``,
+``decode``, ``oracle_answer``, ``observe``, ``target_text``); a policy is any
+``GenerateFn`` (a loaded ``seglib.inference.Policy``; tests pass scripted ones).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from seglib.clicker import Click, next_click
+from seglib.inference.policy import GenerateFn
 from seglib.masks import encode_rle, mask_iou
-from seglib.paradigms import clicks as clicks_paradigm
-
-#: A proposer: state images (uint8 RGB, mask overlaid) and prompts → one action text each.
-Proposer = Callable[[Sequence[np.ndarray], Sequence[str]], list[str]]
+from seglib.search import Look, action_of, look
 
 
 @dataclass
@@ -54,7 +52,7 @@ class StarStep:
     policy_click: list | None  # the policy's click in pixels, None if unparsable
     iou_before: float
     iou_policy: float | None  # IoU after the policy's click (None if unparsable)
-    click: list  # the click taken: the policy's, or F_sim's when replaced
+    click: list  # the click taken: the policy's, or the oracle's when replaced
     replaced: bool
     iou_after: float
     mask_before_rle: dict  # the state the action was chosen in
@@ -71,125 +69,78 @@ class StarRollout:
         return asdict(self)
 
 
-def _c(click: Click | None) -> list | None:
-    return None if click is None else [int(click.x), int(click.y), bool(click.positive)]
+def require_stepped(paradigm: Any) -> Any:
+    """``paradigm`` if StaR+ applies to it (a stepped paradigm, ``Paradigm.stepped``); else ValueError."""
+    if not paradigm.stepped:
+        raise ValueError(f"StaR+ needs a stepped paradigm; {paradigm.name!r} takes one step")
+    return paradigm
 
 
-def _apply(click: Click, clicks_so_far: Sequence[Click], segmenter: Any, prev_logits):
-    clicks = list(clicks_so_far) + [click]
-    pred = segmenter.predict([(float(c.x), float(c.y)) for c in clicks], [1 if c.positive else 0 for c in clicks],
-                             mask_logits=prev_logits)
-    return pred, clicks
+def _mask_of(state: Any) -> np.ndarray:
+    return np.zeros((state.height, state.width), bool) if state.mask is None else np.asarray(state.mask, bool)
 
 
-def refine_step(
-    action_text: str,
-    gt: np.ndarray,
-    mask: np.ndarray,
-    clicks_so_far: Sequence[Click],
-    prev_logits: np.ndarray | None,
-    segmenter: Any,
-    correct: bool = True,
-    min_gain: float = 0.0,
-    step_index: int | None = None,
-) -> tuple[StarStep, np.ndarray, list[Click], np.ndarray | None]:
-    """Apply the policy's action to the state; keep it if IoU rose by more than ``min_gain``, else use F_sim's.
+def refine_step(paradigm: Any, state: Any, action_text: str, segmenter: Any, correct: bool = True,
+                min_gain: float = 0.0, step_index: int | None = None) -> tuple[StarStep, Any]:
+    """Apply the policy's action at ``state``; keep it if IoU rose by more than ``min_gain``, else take the oracle's.
 
-    The segmenter must hold the sample's image. Returns the step record and
-    the next state ``(mask, clicks, logits)``. With ``correct=False`` the
+    Returns the step record and the next state. With ``correct=False`` the
     policy's action is always taken (a plain rollout); an unparsable action
-    then leaves the state unchanged.
+    then leaves the state unchanged. No oracle action (a perfect mask, or
+    nothing left to click) also leaves the state unchanged.
     """
-    h, w = gt.shape
+    gt = state.sample.union_mask()
+    mask = _mask_of(state)
     iou_before = mask_iou(mask, gt)
-    action = clicks_paradigm.parse(action_text)
-    policy_click = clicks_paradigm.to_click(action, h, w) if action is not None else None
-    iou_policy, pred = None, None
-    if policy_click is not None:
-        pred, clicks = _apply(policy_click, clicks_so_far, segmenter, prev_logits)
-        iou_policy = mask_iou(pred.mask, gt)
-    keep = policy_click is not None and (not correct or iou_policy > iou_before + min_gain)
+    mine = look(paradigm, state, action_text, segmenter)
+    policy_click = action_of(mine)
+    iou_policy = mask_iou(mine.next_state.mask, gt) if mine.decoded.parsed else None
+    keep = mine.decoded.parsed and (not correct or iou_policy > iou_before + min_gain)
+    taken, nxt = None, state
     if keep:
-        taken, new_mask, new_logits = policy_click, np.asarray(pred.mask, bool), pred.logits
-    elif not correct:  # plain rollout, unparsable action: nothing happens
-        taken, new_mask, clicks, new_logits = None, mask, list(clicks_so_far), prev_logits
-    else:
-        taken = next_click(gt, mask, clicked=clicks_so_far)
-        if taken is None:  # perfect mask or nothing left to click: keep the state
-            new_mask, clicks, new_logits = mask, list(clicks_so_far), prev_logits
-        else:
-            pred, clicks = _apply(taken, clicks_so_far, segmenter, prev_logits)
-            new_mask, new_logits = np.asarray(pred.mask, bool), pred.logits
-    step = StarStep(step=len(clicks_so_far) + 1 if step_index is None else step_index, action_text=action_text, policy_click=_c(policy_click),
-                    iou_before=iou_before, iou_policy=iou_policy, click=_c(taken), replaced=not keep and correct,
-                    iou_after=mask_iou(new_mask, gt), mask_before_rle=encode_rle(mask))
-    return step, new_mask, (clicks if taken is not None else list(clicks_so_far)), new_logits
+        taken, nxt = policy_click, mine.next_state
+    elif correct:
+        answer = paradigm.oracle_answer(state, segmenter)
+        if answer is not None:
+            decoded, oracle = paradigm.decode(state, answer, segmenter)
+            taken, nxt = action_of(Look(state, "", decoded, oracle)), oracle
+    step = StarStep(step=len(state.clicks) + 1 if step_index is None else step_index, action_text=action_text,
+                    policy_click=None if policy_click is None else list(policy_click), iou_before=iou_before,
+                    iou_policy=iou_policy, click=None if taken is None else list(taken), replaced=not keep and correct,
+                    iou_after=mask_iou(_mask_of(nxt), gt), mask_before_rle=encode_rle(mask))
+    return step, nxt
 
 
-def rollout(
-    samples: Sequence[Any],
-    propose: Proposer,
-    segmenter: Any,
-    max_clicks: int = 5,
-    tau_stop: float = 0.98,
-    correct: bool = True,
-    min_gain: float = 0.0,
-    prm: bool = False,
-    show_progress: bool = True,
-    template: str | None = None,
-) -> list[StarRollout]:
-    """Roll the proposer out on every sample from an empty mask, step-synchronously (one proposer call per step).
+def rollout(paradigm: Any, samples: Sequence[Any], generate: GenerateFn, segmenter: Any, max_clicks: int = 5,
+            tau_stop: float = 0.98, correct: bool = True, min_gain: float = 0.0,
+            show_progress: bool = True) -> list[StarRollout]:
+    """Roll the policy out on every sample from its first state, step-synchronously (one ``generate`` call per step).
 
     ``correct=True`` gives StaR+ refined rollouts, ``False`` plain policy
     rollouts. Samples with an empty target have no click to make and are
     skipped (as in trajectory simulation). The IoU curve of each rollout is
     padded with its last value to ``max_clicks + 1`` entries, so curves average.
-    ``prm`` and ``template`` give the prompt the policy was trained with.
+    The prompt is the paradigm's (its options: the form the policy was trained with).
     """
-    from tqdm.auto import tqdm
+    from seglib.inference.rollout import rollout as run_episodes
 
-    states = []
-    for s in samples:
-        gt = s.union_mask()
-        if not gt.any():
-            continue
-        states.append({"sample": s, "image": s.image(), "gt": gt, "mask": np.zeros_like(gt), "clicks": [],
-                       "logits": None, "out": StarRollout(s.sample_id, ious=[mask_iou(np.zeros_like(gt), gt)])})
-    for _ in tqdm(range(max_clicks), desc="StaR+ rollout" if correct else "rollout", disable=not show_progress):
-        active = [st for st in states if not st["out"].stop_reason]
-        if not active:
-            break
-        texts = propose([clicks_paradigm.state_image(st["image"], st["mask"]) for st in active],
-                        [clicks_paradigm.prompt(st["sample"], prm=prm, template=template) for st in active])
-        for st, text in zip(active, texts):
-            segmenter.set_image(st["image"])
-            step, st["mask"], st["clicks"], st["logits"] = refine_step(
-                text, st["gt"], st["mask"], st["clicks"], st["logits"], segmenter, correct=correct, min_gain=min_gain,
-                step_index=len(st["out"].steps) + 1)
-            st["out"].steps.append(step)
-            st["out"].ious.append(step.iou_after)
-            if step.iou_after >= tau_stop:
-                st["out"].stop_reason = "tau_stop"
+    def step(ep: Any, text: str) -> None:
+        st, ep.state = refine_step(paradigm, ep.state, text, segmenter, correct=correct, min_gain=min_gain,
+                                   step_index=len(ep.notes) + 1)
+        ep.notes.append(st)
+        if st.iou_after >= tau_stop:
+            ep.stopped_by = "tau_stop"
+
+    todo = [s for s in samples if s.union_mask().any()]
+    episodes = run_episodes(paradigm, todo, generate, segmenter, horizon=max_clicks, step=step,
+                            progress=show_progress, desc="StaR+ rollout" if correct else "rollout")
     outs = []
-    for st in states:
-        out = st["out"]
-        out.stop_reason = out.stop_reason or "max_clicks"
-        out.ious = out.ious + [out.ious[-1]] * (max_clicks + 1 - len(out.ious))
-        outs.append(out)
+    for ep in episodes:
+        gt = ep.sample.union_mask()
+        ious = [mask_iou(np.zeros_like(gt), gt)] + [st.iou_after for st in ep.notes]
+        outs.append(StarRollout(ep.sample.sample_id, list(ep.notes), ious + [ious[-1]] * (max_clicks + 1 - len(ious)),
+                                "tau_stop" if ep.stopped_by == "tau_stop" else "max_clicks"))
     return outs
-
-
-def policy_proposer(model: Any, processor: Any, max_new_tokens: int = 24, do_sample: bool = False,
-                    temperature: float = 1.0, batch_size: int = 8) -> Proposer:
-    """A proposer that asks the policy (``seglib.models.generate``) for one action per state."""
-    from seglib.models import generate
-
-    def propose(images, prompts):
-        outs = generate(model, processor, list(images), list(prompts), max_new_tokens=max_new_tokens,
-                        do_sample=do_sample, temperature=temperature, batch_size=batch_size)
-        return [o[0] if o else "" for o in outs]
-
-    return propose
 
 
 @dataclass
@@ -220,15 +171,12 @@ def mean_curve(rollouts: Sequence[StarRollout]) -> list[float]:
     return np.mean(np.array([r.ious for r in rollouts], dtype=float), axis=0).tolist()
 
 
-def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, Any], prm: bool = False,
-                     template: str | None = None, snap: int | None = None) -> list[dict]:
-    """SFT examples from refined rollouts: per step (state image, prompt, the kept/corrected action as target).
-
-    ``prm``, ``template`` and ``snap`` as S_0's SFT options (``clicks.prompt`` / ``clicks.target_text``).
-
-    Steps where nothing could be clicked (``click`` None) give no example.
-    """
+def refined_examples(paradigm: Any, rollouts: Sequence[StarRollout], samples_by_id: dict[str, Any]) -> list[dict]:
+    """SFT examples from refined rollouts: per step (what the policy saw, its prompt, the kept/corrected action as
+    target in the paradigm's form, ``Paradigm.target_text``). Steps where nothing could be clicked give none."""
+    from seglib.clicker import Click
     from seglib.masks import decode_rle
+    from seglib.paradigms.base import State
 
     out = []
     for r in rollouts:
@@ -238,13 +186,13 @@ def refined_examples(rollouts: Sequence[StarRollout], samples_by_id: dict[str, A
             if st.click is None:
                 continue
             image = s.image() if image is None else image
-            mask = decode_rle(st.mask_before_rle)
-            click = Click(st.click[0], st.click[1], st.click[2])
+            state = State(s, image, decode_rle(st.mask_before_rle))
+            view, prompt = paradigm.observe(state)
             out.append({
                 "sample_id": f"{r.sample_id}-star{st.step}",
-                "image": clicks_paradigm.state_image(image, mask),
-                "prompt": clicks_paradigm.prompt(s, prm=prm, template=template),
-                "target": clicks_paradigm.target_text(click, s.width, s.height, iou=st.iou_before, prm=prm, snap=snap),
+                "image": view,
+                "prompt": prompt,
+                "target": paradigm.target_text(state, Click(st.click[0], st.click[1], st.click[2])),
                 "replaced": st.replaced,
                 "kind": getattr(s, "kind", ""),
             })
@@ -269,25 +217,15 @@ def read_rollouts(path: str | Path) -> list[StarRollout]:
 
 # ----------------------------------------------------------------------------------------------- rounds in a run folder
 def sft_rows(examples: Sequence[dict]) -> list[dict]:
-    """StaR+ examples → rows in ``seglib.train.sft``'s format (prompt-completion conversation, one image)."""
-    from PIL import Image
+    """``refined_examples`` → rows in ``seglib.train.sft``'s format (prompt-completion conversation, one image)."""
+    from seglib.train.common import chat_row
 
-    return [{
-        "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": e["prompt"]}]}],
-        "completion": [{"role": "assistant", "content": [{"type": "text", "text": e["target"]}]}],
-        "images": [Image.fromarray(np.asarray(e["image"], dtype=np.uint8)).convert("RGB")],
-        "sample_id": e["sample_id"], "kind": e.get("kind", ""),
-    } for e in examples]
+    return [chat_row(e["image"], e["prompt"], e["target"], sample_id=e["sample_id"], kind=e.get("kind", ""))
+            for e in examples]
 
 
-def _sft_options(checkpoint: Path) -> dict:
-    """The SFT options a checkpoint's ``task.json`` recorded (``{}`` when there are none)."""
-    f = Path(checkpoint) / "task.json"
-    try:
-        opts = json.loads(f.read_text()).get("options") if f.is_file() else None
-    except ValueError:
-        raise ValueError(f"{f}: not valid JSON") from None
-    return dict(opts) if isinstance(opts, dict) else {}
+def _is_policy(folder: Path) -> bool:
+    return (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
 
 
 def run_star(
@@ -304,70 +242,67 @@ def run_star(
     resume: bool = True,
     device: str = "cpu",
     adapter: str = "merge",
+    paradigm: str = "clicks",
 ) -> dict:
-    """StaR+ for the clicks paradigm in a run folder; returns the per-round statistics.
+    """StaR+ for a stepped ``paradigm`` in a run folder; returns the per-round statistics.
 
-    S_0 = ``checkpoints/sft-clicks``; rollouts on the ``train`` split of
-    ``data/`` (the first ``max_samples``); the original trajectories are
-    ``trajectories/train.jsonl`` (notebook 02), made into SFT rows exactly as
-    notebook 03 did (``sft.click_rows``). Round n writes its rollouts
-    (``rollouts_plain.jsonl``, ``rollouts_refined.jsonl``) and its policy S_n to
-    ``checkpoints/star-clicks/round-<n>/``; the last round's policy is also saved
-    at ``checkpoints/star-clicks`` itself, with ``star_done.json`` (statistics
-    and task) and ``task.json``. A finished round (its statistics and a policy,
-    full weights or a LoRA adapter) is not redone on resume.
+    S_0 = ``checkpoints/sft-<paradigm>`` (its task: ``load_task``); rollouts on the ``train`` split of
+    ``data/`` (the first ``max_samples``); the original trajectories are ``trajectories/train.jsonl``
+    (notebook 02), made into SFT rows by ``Paradigm.sft_examples`` (F_sim's steps, as earlier releases:
+    no ``hold`` rows). Round n writes its rollouts (``rollouts_plain.jsonl``,
+    ``rollouts_refined.jsonl``) and its policy S_n to ``checkpoints/star-<paradigm>/round-<n>/``; the
+    last round's policy is also saved at ``checkpoints/star-<paradigm>`` itself, with ``star_done.json``
+    (statistics and task) and ``task.json``. A finished round (its statistics and a policy, full weights
+    or a LoRA adapter) is not redone on resume.
 
     S_n is trained from S_0 loaded for training (``seglib.models.load_for_training``):
     a LoRA S_0 is merged in fp32 and fully fine-tuned (``adapter="merge"``) or
     its adapter trained on (``"trainable"``); nothing trainable is an error.
     """
+    import shutil
+
     from seglib.data import load_samples
-    from seglib.inference import checkpoint_spec
+    from seglib.inference import Policy, load_task, save_task, with_options
     from seglib.models import load_for_training, load_policy
+    from seglib.train.sft import SFTSettings, train_sft
+    from seglib.train.sft import sft_rows as example_rows
     from seglib.trajectories import read_trajectories
-    from seglib.train.sft import SFTSettings, click_rows, train_sft
 
     run_dir = Path(run_dir)
-    s0 = run_dir / "checkpoints" / "sft-clicks"
-    if not (s0 / "config.json").exists() and not (s0 / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{s0}: no SFT clicks policy (S_0); run notebook 03 with the clicks paradigm")
-    out_dir = run_dir / "checkpoints" / "star-clicks"
+    s0 = run_dir / "checkpoints" / f"sft-{paradigm}"
+    if not _is_policy(s0):
+        raise FileNotFoundError(f"{s0}: no SFT {paradigm} policy (S_0); run notebook 03 with the {paradigm} paradigm")
+    out_dir = run_dir / "checkpoints" / f"star-{paradigm}"
     done = out_dir / "star_done.json"
     if done.exists() and resume:
         return json.loads(done.read_text())
-    spec = checkpoint_spec(s0, paradigm="clicks")
-    task = {"paradigm": "clicks", "template": spec.template, "prm": spec.prm, "options": _sft_options(s0)}
+    task = require_stepped(load_task(s0, paradigm=paradigm))
     samples = load_samples(run_dir / "data", split="train")[:max_samples]
     by_id = {s.sample_id: s for s in samples}
-    traj_path = run_dir / "trajectories" / "train.jsonl"
-    snap = _sft_options(s0).get("snap")
-    original = click_rows(samples, read_trajectories(traj_path),
-                          {"prm": spec.prm, "prompt_template": spec.template, "snap": snap})
+    trajectories = read_trajectories(run_dir / "trajectories" / "train.jsonl")
+    original = example_rows(with_options(task, hold=False).sft_examples(samples, trajectories))
     settings = sft_settings or SFTSettings(max_steps=50)
     current, stats = s0, []
     for n in range(1, rounds + 1):
         rdir = out_dir / f"round-{n}"
         rdir.mkdir(parents=True, exist_ok=True)
         stats_path = rdir / "round_stats.json"
-        if resume and stats_path.exists() and ((rdir / "config.json").exists()
-                                               or (rdir / "adapter_config.json").exists()):
+        if resume and stats_path.exists() and _is_policy(rdir):
             stats.append(json.loads(stats_path.read_text()))
             current = rdir
             continue
         model, processor = load_policy(str(current), device=device)
-        propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        plain = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=False, prm=spec.prm,
-                        template=spec.template)
-        refined = rollout(samples, propose, segmenter, max_clicks, tau_stop, correct=True, min_gain=min_gain,
-                          prm=spec.prm, template=spec.template)
+        policy = Policy(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        plain = rollout(task, samples, policy, segmenter, max_clicks, tau_stop, correct=False)
+        refined = rollout(task, samples, policy, segmenter, max_clicks, tau_stop, correct=True, min_gain=min_gain)
         write_rollouts(rdir / "rollouts_plain.jsonl", plain)
         write_rollouts(rdir / "rollouts_refined.jsonl", refined)
-        del model
-        examples = refined_examples(refined, by_id, prm=spec.prm, template=spec.template, snap=snap)
+        del model, policy
+        examples = refined_examples(task, refined, by_id)
         union = original + sft_rows(examples)
         model0, processor0 = load_for_training(str(s0), device=device, adapter=adapter)  # S_n from S_0
         train_sft(model0, processor0, union, None, rdir, settings, resume=resume)
-        (rdir / "task.json").write_text(json.dumps(task, indent=1))
+        save_task(rdir, task)
         n_actions, n_replaced, n_unparsable = replacement_shares(refined)
         st = asdict(RoundStats(
             round=n, n_rollouts=len(refined), n_actions=n_actions, n_replaced=n_replaced,
@@ -379,13 +314,11 @@ def run_star(
         stats.append(st)
         current = rdir
     # the last round's policy at the stage folder itself (what notebooks 06-08 load)
-    import shutil
-
     for f in Path(current).iterdir():
         if f.is_file() and f.name not in ("round_stats.json",):
             shutil.copy2(f, out_dir / f.name)
-    (out_dir / "task.json").write_text(json.dumps(task, indent=1))
-    result = {"task": task, "rounds": stats, "s0": str(s0), "min_gain": min_gain, "max_clicks": max_clicks,
+    save_task(out_dir, task)
+    result = {"task": task.task(), "rounds": stats, "s0": str(s0), "min_gain": min_gain, "max_clicks": max_clicks,
               "tau_stop": tau_stop, "max_samples": max_samples}
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -393,91 +326,13 @@ def run_star(
 
 def evaluate_policies(checkpoints: dict[str, str | Path], samples: Sequence[Any], segmenter: Any,
                       max_clicks: int = 5, max_new_tokens: int = 24, batch_size: int = 8,
-                      device: str = "cpu") -> dict[str, list[StarRollout]]:
-    """Plain greedy click rollouts (no correction) of each named policy: IoU versus clicks (S_0 against S_n)."""
-    from seglib.inference import checkpoint_spec
-    from seglib.models import load_policy
+                      device: str = "cpu", paradigm: str = "clicks") -> dict[str, list[StarRollout]]:
+    """Plain greedy rollouts (no correction) of each named policy: IoU versus clicks (S_0 against S_n)."""
+    from seglib.inference import load_checkpoint_policy, load_task
 
     out = {}
     for name, path in checkpoints.items():
-        spec = checkpoint_spec(path, paradigm="clicks")
-        model, processor = load_policy(str(path), device=device)
-        propose = policy_proposer(model, processor, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        out[name] = rollout(samples, propose, segmenter, max_clicks, tau_stop=1.01, correct=False, prm=spec.prm,
-                            template=spec.template)
+        task = require_stepped(load_task(path, paradigm=paradigm))
+        policy = load_checkpoint_policy(path, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        out[name] = rollout(task, samples, policy, segmenter, max_clicks, tau_stop=1.01, correct=False)
     return out
-
-
-def plot_rounds(stats: Sequence[dict]):
-    """Share of actions replaced per round, and the IoU-versus-clicks curves of the plain and refined rollouts."""
-    import matplotlib.pyplot as plt
-
-    from seglib.viz import distinct_colors, legend_outside, no_data
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    rounds = [s["round"] for s in stats]
-    axes[0].bar(rounds, [100 * s["share_replaced"] for s in stats], label="replaced by F_sim")
-    axes[0].bar(rounds, [100 * s["share_unparsable"] for s in stats], label="of which unparsable", alpha=0.7)
-    axes[0].set(xlabel="round", ylabel="% of actions", title="actions replaced", xticks=rounds)
-    axes[0].legend(fontsize=8)
-    for s, colour in zip(stats, distinct_colors(len(stats))):  # one colour per round; solid policy, dashed refined
-        ks = range(len(s["iou_curve_policy"]))
-        axes[1].plot(ks, s["iou_curve_policy"], marker="o", color=colour,
-                     label=f"round {s['round']}: policy S_{s['round'] - 1}")
-        axes[1].plot(ks, s["iou_curve_refined"], marker="s", ls="--", color=colour, label=f"round {s['round']}: refined")
-    axes[1].set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title="rollouts on train: before / after refining")
-    if stats:
-        legend_outside(axes[1], fontsize=8)
-    else:
-        no_data(axes[0])
-        no_data(axes[1])
-    fig.tight_layout()
-    return fig
-
-
-def plot_iou_vs_clicks(curves: dict[str, list[float]], title: str = "IoU vs clicks"):
-    """Mean IoU (0–1) after k = 0, 1, … clicks, one line style per policy."""
-    import matplotlib.pyplot as plt
-
-    from seglib.viz import legend_outside, line_styles, no_data
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for (name, c), style in zip(curves.items(), line_styles(len(curves))):
-        ax.plot(range(len(c)), c, label=name, **style)
-    ax.set(xlabel="clicks", ylabel="mean IoU", ylim=(0, 1.02), title=title)
-    if curves:
-        legend_outside(ax, fontsize=8)
-    else:
-        no_data(ax)
-    fig.tight_layout()
-    return fig
-
-
-def plot_refined_example(r: StarRollout, sample: Any, max_panels: int = 6):
-    """One panel per step: the state, the policy's click (hollow) and the click taken (filled); a replaced
-    step is titled "replaced" with the IoU the policy's click would have reached."""
-    import matplotlib.pyplot as plt
-
-    from seglib.masks import decode_rle
-    from seglib.viz import click_markers, outline, show_sample
-
-    steps = r.steps[:max_panels]
-    fig, axes = plt.subplots(1, max(len(steps), 1), figsize=(2.7 * max(len(steps), 1), 3.0), squeeze=False)
-    image = sample.image()
-    for ax, st in zip(axes[0], steps):
-        show_sample(ax, image, decode_rle(st.mask_before_rle))
-        outline(ax, sample.union_mask())
-        if st.policy_click is not None:
-            click_markers(ax, [tuple(st.policy_click)], hollow=True, size=90)
-        if st.click is not None:
-            click_markers(ax, [tuple(st.click)])
-        pol = "unparsable" if st.iou_policy is None else f"{st.iou_policy:.2f}"
-        verdict = "replaced" if st.replaced else "kept"
-        ax.set_title(f"step {st.step}: {verdict}\nIoU {st.iou_before:.2f} → policy {pol} → {st.iou_after:.2f}",
-                     fontsize=7)
-    if not steps:
-        axes[0, 0].set_axis_off()
-    fig.suptitle(f"{sample.query}: hollow = policy click, filled = click taken, white over black = ground truth",
-                 fontsize=8)
-    fig.tight_layout()
-    return fig

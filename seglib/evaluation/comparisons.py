@@ -1,0 +1,103 @@
+"""Paired comparisons b − a of two prediction files on the samples both hold, with a bootstrap CI.
+
+Which pairs a run supports follows from the files it has, never from a paradigm's
+name: per paradigm, every training stage after SFT against SFT (greedy), every
+non-greedy strategy against greedy of the same checkpoint, and every PRM search
+budget K against each smaller K. Deltas are in IoU points (× 100).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from seglib.evaluation.curves import SEARCH_PREFIX, search_k
+from seglib.evaluation.scoring import PREFERRED_SPLITS, score_record, summary_from_scored
+
+#: The stage every later stage is compared with; stages that are never compared with it.
+REFERENCE_STAGE = "sft"
+UNCOMPARED_STAGES = ("sft", "base")
+
+
+def paired_delta(a: Sequence[dict], b: Sequence[dict], split: str, n_boot: int = 1000, seed: int = 0) -> dict:
+    """b − a on the samples both files hold in ``split``: gIoU/cIoU in points, with a bootstrap CI."""
+    sa = {r["sample_id"]: score_record(r) for r in a if r["split"] == split}
+    sb = {r["sample_id"]: score_record(r) for r in b if r["split"] == split}
+    ids = sorted(set(sa) & set(sb))
+    if not ids:
+        return {"n": 0, "giou_a": None, "giou_b": None, "ciou_a": None, "ciou_b": None,
+                "delta_giou": None, "delta_ciou": None, "ci95_giou": None}
+    ia = np.array([sa[i].iou for i in ids])
+    ib = np.array([sb[i].iou for i in ids])
+    ua = summary_from_scored([sa[i] for i in ids])
+    ub = summary_from_scored([sb[i] for i in ids])
+    rng = np.random.default_rng(seed)
+    diffs = ib - ia
+    boot = diffs[rng.integers(0, len(ids), size=(n_boot, len(ids)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {
+        "n": len(ids),
+        "giou_a": ua["giou"], "giou_b": ub["giou"], "ciou_a": ua["ciou"], "ciou_b": ub["ciou"],
+        "delta_giou": 100.0 * float(diffs.mean()),
+        "delta_ciou": 100.0 * (ub["ciou"] - ua["ciou"]),
+        "ci95_giou": [100.0 * float(lo), 100.0 * float(hi)],
+    }
+
+
+def main_split(records_by_name: dict[str, list[dict]]) -> str | None:
+    """The split comparisons use: the first of ``PREFERRED_SPLITS`` the run has, else the first alphabetically."""
+    splits = {r["split"] for rs in records_by_name.values() for r in rs}
+    if not splits:
+        return None
+    return sorted(splits, key=lambda s: (PREFERRED_SPLITS.index(s) if s in PREFERRED_SPLITS else 99, s))[0]
+
+
+def find_entry(entries: dict, paradigm: str, stage: str, strategy: str) -> str | None:
+    """The entry of (paradigm, stage, strategy); strategy "prm_search_kmax" is the largest K > 1."""
+    if strategy == SEARCH_PREFIX + "_kmax":
+        cands = [(search_k(e["strategy"]), n) for n, e in entries.items()
+                 if e["paradigm"] == paradigm and e["stage"] == stage and search_k(e["strategy"]) > 1]
+        return max(cands)[1] if cands else None
+    for name, e in entries.items():
+        if e["paradigm"] == paradigm and e["stage"] == stage and e["strategy"] == strategy:
+            return name
+    return None
+
+
+def later_stages(entries: dict, paradigm: str) -> list[str]:
+    """The stages of ``paradigm`` with greedy predictions other than SFT and base, in file order."""
+    stages = [e["stage"] for e in entries.values() if e["paradigm"] == paradigm and e["strategy"] == "greedy"]
+    return [s for s in dict.fromkeys(stages) if s not in UNCOMPARED_STAGES]
+
+
+def _pairs_of(entries: dict, paradigm: str) -> list[tuple[str, str | None, str | None]]:
+    """(name, a, b) of every comparison of one paradigm's files (a or b None where the run lacks it)."""
+    ref = find_entry(entries, paradigm, REFERENCE_STAGE, "greedy")
+    pairs = [(f"{stage} vs {REFERENCE_STAGE} ({paradigm}, greedy)", ref, find_entry(entries, paradigm, stage, "greedy"))
+             for stage in later_stages(entries, paradigm)]
+    for name, e in entries.items():
+        if e["paradigm"] != paradigm or e["strategy"] == "greedy":
+            continue
+        base = find_entry(entries, paradigm, e["stage"], "greedy")
+        pairs.append((f"{e['strategy']} vs greedy ({e['checkpoint']})", base, name))
+    k_names = sorted((n for n, e in entries.items() if e["paradigm"] == paradigm
+                      and e["strategy"].startswith(SEARCH_PREFIX)), key=lambda n: entries[n]["strategy"])
+    for lo in k_names:
+        for hi in k_names:
+            if entries[lo]["checkpoint"] == entries[hi]["checkpoint"] and \
+                    (entries[lo]["search"].get("k") or 0) < (entries[hi]["search"].get("k") or 0):
+                pairs.append((f"{entries[hi]['strategy']} vs {entries[lo]['strategy']} "
+                              f"({entries[lo]['checkpoint']})", lo, hi))
+    return pairs
+
+
+def comparisons(entries: dict, records_by_name: dict[str, list[dict]], split: str) -> list[dict]:
+    """Every paired comparison the run supports: training stages and inference strategies."""
+    out = []
+    for paradigm in sorted({e["paradigm"] for e in entries.values()}):
+        for cname, a, b in _pairs_of(entries, paradigm):
+            if a is None or b is None:
+                continue
+            d = paired_delta(records_by_name[a], records_by_name[b], split)
+            out.append({"name": cname, "paradigm": paradigm, "split": split, "a": a, "b": b, **d})
+    return out
