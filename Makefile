@@ -1,12 +1,12 @@
 # Two commands do everything on a fresh machine:
-#   make run    bootstrap .venv, then run every notebook on params/smoke.yaml (PARAMS=params/quick.yaml for more)
+#   make run    bootstrap .venv, then run every notebook on params/quick.yaml (PARAMS=params/smoke.yaml: the minutes-long check)
 #   make test   bootstrap .venv and the system packages the tests need, then the whole test suite
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-PARAMS ?= params/smoke.yaml
+PARAMS ?= params/quick.yaml
 
 .PHONY: run test venv system-packages gpu-check deepspeed clean-venv
 
