@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/quick.yaml
 
-.PHONY: run test venv system-packages gpu-check deepspeed clean-venv
+.PHONY: run test venv system-packages gpu-check deepspeed bench clean-venv
 
 run: $(STAMP)
 	$(PY) -m seglib run $(PARAMS)
@@ -36,6 +36,10 @@ $(STAMP): requirements.lock pyproject.toml
 # The prepared GPU check (bench/gpu_check.py): full-size Qwen2.5-VL-3B SFT/GRPO steps, SAM2.1 hiera-l, vLLM if present.
 gpu-check: $(STAMP)
 	$(PY) bench/gpu_check.py
+
+# Every CPU benchmark at quick sizes, one line each (ARGS=--full for the README's sizes, ARGS=--gpu on a GPU).
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
 
 # Optional: DeepSpeed for the ZeRO launchers (pinned apart, so the default environment stays without it).
 deepspeed: $(STAMP)

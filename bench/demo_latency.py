@@ -12,6 +12,7 @@ SAM2 uses hiera-t with random weights (timing only: the masks mean nothing).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -25,6 +26,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--backends", default="classic,sam2")
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args()
 
     import torch
@@ -41,6 +43,7 @@ def main() -> None:
     demo_input = pick_demo_input(run_dir, split="val", index=0, image_size=args.image_size)
     print(f"image {demo_input.image.shape[1]}x{demo_input.image.shape[0]} px, torch threads "
           f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    rows = []
     for name in args.backends.split(","):
         t0 = time.perf_counter()
         seg = build_segmenter(name, sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml" if name == "sam2" else None)
@@ -62,6 +65,12 @@ def main() -> None:
               f"segmenter per click median {statistics.median(seg_ms):7.1f} ms (max {max(seg_ms):7.1f}) | "
               f"click→view median {statistics.median(handler_ms):7.1f} ms (max {max(handler_ms):7.1f}), "
               f"process CPU time {statistics.median(cpu_ms):7.1f} ms | encodes {getattr(seg, 'encode_count', '?')}")
+        rows.append({"backend": name, "build_s": build_s, "encode_ms": 1000 * session.encode_s,
+                     "segmenter_ms": statistics.median(seg_ms), "handler_ms": statistics.median(handler_ms),
+                     "handler_max_ms": max(handler_ms), "cpu_ms": statistics.median(cpu_ms)})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"clicks": args.clicks, "image_size": args.image_size, "rows": rows}, f)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import sys
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="shrunk sizes on the CPU (what CI runs)")
     ap.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
     ap.add_argument("--budget-s", type=float, default=450.0, help="skip parts that would start after this")
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args(argv)
     device = args.device or ("cpu" if args.tiny else "cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -308,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                  "note": f"{'tiny, ' if args.tiny else ''}{device}"
                          + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")})
     print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"tiny": args.tiny, "device": device, "rows": rows}, default=str))
     return 0
 
 

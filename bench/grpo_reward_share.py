@@ -171,6 +171,7 @@ def main() -> None:
     ap.add_argument("--policy", default=None, help="a checkpoint to start from (default: a fresh tiny policy)")
     ap.add_argument("--valid-answers", action=argparse.BooleanOptionalAction, default=True,
                     help="score unparsable completions as valid jittered answers (worst case)")
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args()
 
     from seglib import paradigms as registry
@@ -199,6 +200,9 @@ def main() -> None:
     for r in results:
         print(f"{r['paradigm']:<12} {r['rewards']:<14} {r['steps']:>5} {r['reward_s']:>9.3f} {r['step_s']:>8.2f} "
               f"{100 * r['share']:>6.1f}% {r['mean_len']:>5.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"segmenter": args.segmenter, "g": args.g, "steps": args.steps,
+                                               "valid_answers": args.valid_answers, "rows": results}))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ machine do not distort the ratios the way they distort wall time.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--image-size", type=int, default=None, help="model input side (default: the config's 1024)")
     ap.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_t.yaml")
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args()
 
     import torch
@@ -129,6 +131,11 @@ def main() -> None:
     print(f"(a)/(c) = {t['a'] / t['c']:.2f}   (goal >= 6)")
     print(f"(c)/limit = {t['c'] / t['limit']:.2f}   (goal <= 1.2)")
     print(f"(a)/(c1) = {t['a'] / t['c1']:.2f}, (c1)/limit = {t['c1'] / t['limit']:.2f}   (one decoder batch)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cpu_s": t, "encodes": encodes, "image_size": side, "group": args.group, "reps": args.reps,
+                       "a_over_b": t["a"] / t["b"], "a_over_c": t["a"] / t["c"], "c_over_limit": t["c"] / t["limit"],
+                       "a_over_c1": t["a"] / t["c1"], "c1_over_limit": t["c1"] / t["limit"]}, f)
 
 
 if __name__ == "__main__":

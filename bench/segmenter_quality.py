@@ -10,6 +10,7 @@ shared machine also counts waiting). Generates a small SynthRef into a temp dir.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--split", default="val")
     ap.add_argument("--data", default=None, help="an existing SynthRef folder (skips generation)")
     ap.add_argument("--max-clicks", type=int, default=20)
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,6 +91,12 @@ def main() -> None:
         for k, v in sorted(per_shape.items()):
             v = np.array(v)
             print(f"  {k:10s} n={len(v):3d}  box IoU {v[:, 0].mean():.3f}  NoC@85 {v[:, 1].mean():.2f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"samples": len(samples), "difficulty": args.difficulty, "image_size": args.image_size,
+                           "box_iou": float(np.mean(box_ious)), "noc85": float(np.mean(nocs85)),
+                           "noc90": float(np.mean(nocs90)), "cpu_ms": 1e3 * float(np.mean(cpu)),
+                           "wall_ms": 1e3 * float(np.mean(times))}, f)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ seconds per step of each and their ratio (goal: off is at least 1.15x faster).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--paradigm", default="boxpoints",
                     help="the paradigm trained (one whose SFT needs no F_sim trajectories)")
     ap.add_argument("--images", type=int, default=120, help="SynthRef images generated")
+    ap.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE as JSON")
     args = ap.parse_args()
 
     import torch
@@ -63,6 +65,10 @@ def main() -> None:
     print(f"checkpointing on : {on:.3f} s/step")
     print(f"checkpointing off: {off:.3f} s/step")
     print(f"speed-up (on / off): {on / off:.2f}x  (goal >= 1.15x: {'met' if on / off >= 1.15 else 'not met'})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"paradigm": paradigm.name, "steps": args.steps, "reps": args.reps,
+                                               "threads": args.threads, "on_s_per_step": on, "off_s_per_step": off,
+                                               "speedup": on / off}))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,20 @@ class RunInterrupted(RuntimeError):
     """Ctrl-C during a notebook: the run folder marks it ``interrupted``; the message says how to resume."""
 
 
+
+def children_peak_rss_mb() -> float | None:
+    """Peak resident memory (MiB) of the largest finished child process so far (the notebook kernels), or None.
+
+    ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is in KiB on Linux; it is a running maximum over every child
+    that has ended, so a notebook's value is the peak of it and all notebooks before it.
+    """
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):
+        return None
+
 def select_notebooks(paths: list[Path], only: str | None) -> list[Path]:
     """``only`` is a comma list of numbers or names: ``01,02`` or ``01_data_prep``."""
     if not only:
@@ -107,7 +121,8 @@ def run_notebooks(
         _execute(nb_path, out_nb, nb_params, kernel_name, progress, record, run_dir,
                  lambda: resume_command(params_path, overrides, run_dir.name))
         seconds = time.time() - t0
-        record["notebooks"][nb_path.stem] = {"status": "done", "seconds": round(seconds, 1), "ended": utc_now()}
+        record["notebooks"][nb_path.stem] = {"status": "done", "seconds": round(seconds, 1), "ended": utc_now(),
+                                             "peak_rss_mb": children_peak_rss_mb()}
         write_run(run_dir, record)
         print(f"[{i}/{len(paths)}] {nb_path.stem}: done in {seconds:.1f}s", flush=True)
     record["ended"] = utc_now()
