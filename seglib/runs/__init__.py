@@ -9,17 +9,8 @@ A run never overwrites another run's folder: ``--resume`` continues one,
 """
 from seglib.config import ParamError
 from seglib.runs.compare import DATA_KEYS, compare_runs
-from seglib.runs.folder import (
-    OUTPUTS_DIR,
-    RUN_FILE,
-    git_state,
-    machine_info,
-    new_run_name,
-    package_versions,
-    prepare_run_dir,
-    read_run,
-    write_run,
-)
+from seglib.runs.folder import (OUTPUTS_DIR, RUN_FILE, git_state, machine_info, new_run_name, package_versions,
+                                prepare_run_dir, read_run, write_run)
 from seglib.runs.preflight import dry_run
 from seglib.runs.runner import RunInterrupted, resume_command, run_notebooks, select_notebooks
 from seglib.runs.sam2_check import check_sam2_checkpoint, sam2_meta_state_shapes
