@@ -1,4 +1,5 @@
-"""Command line: ``python -m seglib run PARAMS`` and ``python -m seglib compare A B``."""
+"""Command line: ``python -m seglib run PARAMS``, ``python -m seglib compare A B`` and
+``python -m seglib report [outputs/<run>] [--check]`` (the README's results section)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("b")
     cmp.add_argument("--all", action="store_true", help="list unchanged metrics too")
 
+    rep = sub.add_parser("report", help="write README.md's results section from a run (copied to docs/results/)")
+    rep.add_argument("run", nargs="?", help="run folder to copy into docs/results/<name>/; without it the "
+                                            "section is re-rendered from the copy README's marker names")
+    rep.add_argument("--name", help="name of the copy under docs/results/ (default: the run folder's name)")
+    rep.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 when README.md differs from a re-render of its copy")
+    rep.add_argument("--readme", default=None,
+                     help="the README to write or check (default: the repository's); "
+                          "copies go to docs/results/ beside it")
+
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return report(args)
     try:
         if args.command == "run" and args.dry_run:
             problems = dry_run(args.params, overrides=args.param)
@@ -56,6 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return 130
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """``report``: copy the run (when given), render the section into README.md, or only check it."""
+    from seglib.config import REPO_ROOT
+    from seglib.runs.readme import ReadmeError, check_readme, find_section, write_readme
+    from seglib.runs.readme_export import RESULTS_SUBDIR, export_run
+
+    readme = Path(args.readme) if args.readme else REPO_ROOT / "README.md"
+    try:
+        if args.check:
+            if args.run or args.name:
+                print("error: --check re-renders the copy README.md names; give no run or --name", file=sys.stderr)
+                return 2
+            diff = check_readme(readme)
+            print(diff or f"{readme}: results section up to date", end="" if diff else "\n")
+            return 1 if diff else 0
+        if args.run:
+            export_run(args.run, readme.parent / RESULTS_SUBDIR, name=args.name)
+            link = f"{RESULTS_SUBDIR}/{args.name or Path(args.run).resolve().name}"
+        else:
+            link = find_section(readme.read_text())["folder"]
+        changed = write_readme(readme, link)
+        print(f"{readme}: results section {'written' if changed else 'unchanged'} from {link}")
+    except (ReadmeError, RunError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

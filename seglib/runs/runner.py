@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from seglib.config import (
@@ -105,7 +106,7 @@ def run_notebooks(
         raise RunError("--rerun needs the run folder: give it with --name")
     name = run_name or params.get("run_name") or new_run_name(params_path)
     run_dir = prepare_run_dir(Path(outputs_dir) / name, resume=resume, force=force).resolve()
-    record = _open_record(run_dir, params, params_path, resume, all_paths, rerun_paths)
+    record = _open_record(run_dir, params, params_path, resume, all_paths, rerun_paths, overrides)
 
     for i, nb_path in enumerate(paths, 1):
         out_nb = run_dir / nb_path.name
@@ -131,7 +132,7 @@ def run_notebooks(
 
 
 def _open_record(run_dir: Path, params: dict[str, Any], params_path: str | Path | None, resume: bool,
-                 all_paths: list[Path], rerun_paths: list[Path]) -> dict:
+                 all_paths: list[Path], rerun_paths: list[Path], overrides: Sequence[str] = ()) -> dict:
     """``run.json`` at the start of a run: the provenance, the notebooks' states; written with params.yaml."""
     record = read_run(run_dir) if resume else {}
     if resume and record.get("params") and record["params"] != params:
@@ -139,6 +140,7 @@ def _open_record(run_dir: Path, params: dict[str, Any], params_path: str | Path 
     record.update(
         params=params,
         params_file=str(params_path) if params_path else None,
+        overrides=list(overrides),
         git=git_state(),
         packages=package_versions(),
         machine=machine_info(),

@@ -117,6 +117,30 @@ def plot_calibration(pairs: dict[str, tuple[Sequence[float], Sequence[float]]]) 
     return fig
 
 
+def plot_stage_kinds(bars: dict[str, tuple[float | None, float | None]], split: str,
+                     stages: tuple[str, str] = ("SFT", "RL")) -> Figure:
+    """gIoU (points) of two stages side by side, one pair of bars per label (e.g. "boxpoints / referring"),
+    from metrics.json's ``splits[split]["kinds"]``; each bar carries its value, a missing side reads "n/a"."""
+    labels = list(bars)
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(labels) + 2), 3.6))
+    width = 0.4
+    for j, (stage, colour) in enumerate(zip(stages, distinct_colors(2))):
+        for i, label in enumerate(labels):
+            value = bars[label][j]
+            x = i + (j - 0.5) * width
+            if value is not None:
+                ax.bar(x, 100 * value, width, color=colour)
+            ax.text(x, 1 if value is None else 100 * value + 1, "n/a" if value is None else f"{100 * value:.1f}",
+                    ha="center", va="bottom", fontsize=6, color="grey" if value is None else "black", rotation=90)
+    ax.legend(handles=[Line2D([], [], color=c, lw=6, label=s) for s, c in zip(stages, distinct_colors(2))],
+              fontsize=7)
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("gIoU (points)")
+    ax.set_title(f"{stages[0]} vs {stages[1]} per query kind ({split})")
+    return fig
+
+
 # --------------------------------------------------------------------------- notebook 06
 
 
