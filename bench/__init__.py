@@ -114,12 +114,31 @@ def _sft(d: dict, b: Benchmark) -> list[Figure]:
                  f"{d['steps']} steps x {d['reps']})")]
 
 
+def _eval_batch(d: dict, b: Benchmark) -> list[Figure]:
+    return [_fig(b, "batch small / large", d["speedup"],
+                 f"{d['speedup']:.2f}x ({d['small_ms']:.1f} ms at {d['small']} vs {d['large_ms']:.1f} ms at "
+                 f"{d['large']} a sample; same answers {d['same']:.3f})")]
+
+
 def _demo(d: dict, b: Benchmark) -> list[Figure]:
     out = []
     for r in d["rows"]:
         label = f"{r['backend']} click->view"
         out.append(Figure(label, r["handler_ms"], f"{r['handler_ms']:.1f} ms per click, median (segmenter "
                           f"{r['segmenter_ms']:.1f} ms; encode once {r['encode_ms']:.0f} ms)", b.goals.get(label)))
+    return out
+
+
+def _tier(d: dict, b: Benchmark) -> list[Figure]:
+    out = []
+    for r in d["rows"]:
+        t, at = r["difficulty"], r["iou_at"]
+        label = f"{t} F_sim NoC@85"
+        out.append(Figure(label, r["noc85"], f"mean NoC@85 {r['noc85']:.2f} (NoC@90 {r['noc90']:.2f}; IoU after 1/3/5 "
+                          f"clicks {at['1']:.3f}/{at['3']:.3f}/{at['5']:.3f}; {r['samples']} samples)", b.goals.get(label)))
+        label = f"{t} GT box + points IoU"
+        out.append(Figure(label, r["gt_box_points_iou"], f"mean IoU {r['gt_box_points_iou']:.3f} (perturbed box + "
+                          f"points {r['perturbed_box_points_iou']:.3f})", b.goals.get(label)))
     return out
 
 
@@ -154,10 +173,18 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("sft_step", quick=("--steps", "10", "--reps", "2", "--images", "60"), full=(),
               goals={"checkpointing on / off": Goal(">=", 1.15, ">= 1.15x", "bench/sft_step.py docstring")},
               figures=_sft),
+    Benchmark("eval_batch", quick=("--samples", "64", "--reps", "1", "--sft-steps", "30", "--images", "400"), full=(),
+              goals={"batch small / large": Goal(">=", 1.5, ">= 1.5x", "bench/eval_batch.py docstring")},
+              figures=_eval_batch),
     # No latency goal is stated in demo_latency.py or the README (only measured figures): report.
     Benchmark("demo_latency", quick=("--clicks", "5"), full=("--threads", "1"),
               goals={"classic click->view": None, "sam2 click->view": None},
               figures=_demo),
+    Benchmark("bench_synthref_tier", quick=("--quick",), full=(),
+              goals={"easy F_sim NoC@85": None, "easy GT box + points IoU": None,
+                     "parts F_sim NoC@85": Goal(">=", 3, "NoC@85 >= 3", "bench/bench_synthref_tier.py docstring"),
+                     "parts GT box + points IoU": Goal(">=", 0.8, "IoU >= 0.8", "bench/bench_synthref_tier.py docstring")},
+              figures=_tier),
     # The README: "under 8 minutes on one GPU" for the full check; --tiny (CPU smoke) states no time goal.
     Benchmark("gpu_check", quick=(), full=(), gpu=True,
               goals={"total": Goal("<=", 480, "<= 480 s on one GPU", "README (make gpu-check)"),

@@ -168,10 +168,10 @@ def test_metrics_json_schema_tables_figures_and_claims(tmp_path):
         assert set(e) == entry_keys
         assert set(e["overall"]) == {"giou", "ciou", "n"}
     assert {"both_empty", "unparsable"} <= set(m["conventions"])
-    claim_keys = {"paper", "claim", "published", "measured", "split", "n", "delta_giou", "delta_ciou",
-                  "ci95_giou", "verdict"}
+    claim_keys = {"paper", "claim", "published", "measured", "split", "seed", "kinds", "n", "delta_giou",
+                  "delta_ciou", "ci95_giou", "verdict"}
     assert all(set(c) == claim_keys for c in m["claims"])
-    by = {(c["paper"], c["claim"][:20]): c for c in m["claims"]}
+    by = {(c["paper"], c["claim"][:20], c["split"]): c for c in m["claims"]}
     segzero = next(c for c in m["claims"] if c["paper"] == "Seg-Zero")
     # grpo fixes s2 (0 → 1): ΔgIoU = +25 points; cIoU 8/21 → 17/21
     assert segzero["delta_giou"] == pytest.approx(25.0)
@@ -262,6 +262,6 @@ def test_extra_keys_of_every_paradigm_are_in_every_entry():
 def test_claims_come_from_the_paradigms_in_the_published_order():
     from seglib.evaluation import all_claims
 
-    assert [c.paper for _, c in all_claims()] == ["Seg-Zero", "VisionReasoner", "StAR", "SegAgent", "SegAgent",
-                                                  "SegAgent", "SimpleSeg"]
+    assert [c.paper for _, c in all_claims()] == ["Seg-Zero", "Seg-Zero", "VisionReasoner", "StAR", "StAR",
+                                                  "SegAgent", "SegAgent", "SegAgent", "SimpleSeg"]
     assert {p for p, _ in all_claims()} == {"boxpoints", "clicks", "polygon"}

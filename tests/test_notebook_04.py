@@ -12,7 +12,8 @@ import pytest
 from seglib.runs import run_notebooks
 from seglib.train.grpo import read_log
 
-OVERRIDES = ["paradigms=[boxpoints, clicks]", "grpo_rl_from_base=true", "grpo_max_new_tokens=16"]
+OVERRIDES = ["paradigms=[boxpoints, clicks]", "grpo_rl_from_base=true", "grpo_max_new_tokens=16",
+             "grpo_variants=[{name: seed1, paradigm: boxpoints}]"]
 
 
 @pytest.mark.slow
@@ -33,18 +34,22 @@ def test_notebook_04_trains_logs_and_compares(tmp_path):
     ckpts = run_dir / "checkpoints"
     for name, components in [("grpo-boxpoints", ["segzero_think_format", "segzero_points", "star_accuracy"]),
                              ("grpo-boxpoints-rlonly", ["segzero_bbox_iou"]),
-                             ("grpo-clicks", ["clicks_format", "clicks_iou_gain"])]:
+                             ("grpo-clicks", ["clicks_format", "clicks_iou_gain"]),
+                             ("grpo-boxpoints-seed1", ["segzero_think_format", "star_accuracy"])]:
         done = json.loads((ckpts / name / "grpo_done.json").read_text())
         assert done["steps"] == 1 and (ckpts / name / "config.json").exists()
         assert json.loads((ckpts / name / "task.json").read_text())["paradigm"] == name.split("-")[1]
+        assert done["params"]["seed"] == (1 if name.endswith("-seed1") else 0)  # a variant named seed1: seed 1
         log = [e for e in read_log(ckpts / name) if "reward" in e]
         assert len(log) == 1 and "completions/mean_length" in log[0] and "reward_time_s" in log[0]
         for c in components:
             assert c in done["components"]
     assert done["resumed_from"] is None
+    assert "grpo-boxpoints-seed1" in json.loads((run_dir / "rl_eval" / "04_sft_vs_rl.json").read_text())["reward_share"]
     result = json.loads((run_dir / "rl_eval" / "04_sft_vs_rl.json").read_text())
     seen = {(m["checkpoint"], m["split"]) for m in result["metrics"] if m["kind"] == "all"}
-    for ck in ("sft-boxpoints", "grpo-boxpoints", "grpo-boxpoints-rlonly", "sft-clicks", "grpo-clicks"):
+    for ck in ("sft-boxpoints", "grpo-boxpoints", "grpo-boxpoints-rlonly", "grpo-boxpoints-seed1", "sft-clicks",
+               "grpo-clicks"):
         assert {(ck, "val"), (ck, "test_reasoning")} <= seen, ck
     assert all(0 <= m["giou"] <= 100 for m in result["metrics"])
     for fig in ("04_training_curves.png", "04_before_after_boxpoints.png", "04_before_after_clicks.png"):

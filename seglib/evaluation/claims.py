@@ -4,11 +4,21 @@ Each registered paradigm lists the claims its predictions measure
 (``Paradigm.claims``: ``seglib.paradigms.base.Claim``); the table takes them in
 alphabetical order of the paradigms' names. A claim compares two (stage,
 strategy) prediction sets of its paradigm; stage "*" is the latest stage that
-has both strategies on the same checkpoint.
+has both strategies on the same checkpoint (a variant stage ``grpo-<name>`` of
+``grpo_variants`` never counts as the latest).
+
+Rows per claim (``claim_rows``): one on the first of its splits both sides have,
+or one per split (``each_split``); only samples of the claim's ``kinds`` on both
+sides, paired by sample. A claim with ``per_seed`` gets one more row for each
+stage ``<b's stage>-seed<k>`` the run has (a ``grpo_variants`` item named
+``seed<k>``, or ``rlonly-seed<k>`` for the RL-only run), its field ``seed`` = k;
+the main row's ``seed`` is None (the run's own seed).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from seglib import paradigms
 from seglib.evaluation.comparisons import find_entry, paired_delta
@@ -51,40 +61,85 @@ def resolve_side(entries: dict, paradigm: str, side: tuple[str, str], other: tup
     return None
 
 
-def _measured(row: dict, records_by_name: dict[str, list[dict]], a: str, b: str, where: str) -> None:
-    """Fill ``row`` with the paired delta of b − a on ``where`` and the sentence that states it."""
-    d = paired_delta(records_by_name[a], records_by_name[b], where)
+def seed_stages(entries: dict, paradigm: str, stage: str) -> list[tuple[int, str]]:
+    """(k, stage) of every stage ``<stage>-seed<k>`` of ``paradigm`` among the entries, by k."""
+    pattern = re.compile(rf"^{re.escape(stage)}-seed(\d+)$")
+    found = {int(m.group(1)): e["stage"] for e in entries.values()
+             if e["paradigm"] == paradigm and (m := pattern.match(e["stage"]))}
+    return sorted(found.items())
+
+
+def with_seeds(entries: dict, paradigm: str, c: Claim) -> list[tuple[Claim, int | None]]:
+    """The claim itself (seed None), then, where ``per_seed``, one copy per seed stage of b the run has."""
+    out: list[tuple[Claim, int | None]] = [(c, None)]
+    if c.per_seed and c.b[0] != "*":
+        for k, stage in seed_stages(entries, paradigm, c.b[0]):
+            out.append((replace(c, claim=f"{c.claim} (seed {k}: stage {stage})", b=(stage, c.b[1]),
+                                needs=f"{c.needs}, and {stage} greedy predictions"), k))
+    return out
+
+
+def of_kinds(records: Sequence[dict], kinds: Sequence[str]) -> list[dict]:
+    """The records whose sample kind is one of ``kinds`` (all of them for no kinds)."""
+    return [r for r in records if not kinds or r.get("kind") in kinds]
+
+
+def _measured(row: dict, records_by_name: dict[str, list[dict]], a: str, b: str, where: str,
+              kinds: Sequence[str] = ()) -> None:
+    """Fill ``row`` with the paired delta of b − a on ``where`` (samples of ``kinds``) and the sentence."""
+    recs = {x: of_kinds(records_by_name[x], kinds) for x in (a, b)}
+    on = where + (f", {'/'.join(kinds)} samples" if kinds else "")
+    d = paired_delta(recs[a], recs[b], where)
     row.update({k: d[k] for k in ("n", "delta_giou", "delta_ciou", "ci95_giou")})
-    parsed = [sum(bool(r["parsed"]) for r in records_by_name[x] if r["split"] == where) for x in (a, b)]
+    parsed = [sum(bool(r["parsed"]) for r in recs[x] if r["split"] == where) for x in (a, b)]
     if d["n"] == 0:
-        row["measured"] = f"not measured: {a} and {b} share no {where} samples"
+        row["measured"] = f"not measured: {a} and {b} share no {on} samples"
     elif parsed == [0, 0]:
         row.update(n=d["n"], delta_giou=None, delta_ciou=None, ci95_giou=None)
-        row["measured"] = (f"not measured: neither {a} nor {b} wrote a parsable answer on {where} "
+        row["measured"] = (f"not measured: neither {a} nor {b} wrote a parsable answer on {on} "
                            f"(n = {d['n']}), so the comparison says nothing")
     else:
-        row["measured"] = (f"{b} vs {a} on {where} (n = {d['n']}): "
+        row["measured"] = (f"{b} vs {a} on {on} (n = {d['n']}): "
                            f"{d['delta_giou']:+.1f} gIoU / {d['delta_ciou']:+.1f} cIoU points")
 
 
-def claims_table(entries: dict, records_by_name: dict[str, list[dict]], split: str | None) -> list[dict]:
-    """Each paper's headline claim beside the run's measured delta, with a verdict."""
+def claim_rows(entries: dict, records_by_name: dict[str, list[dict]], split: str | None, paradigm: str,
+               c: Claim, seed: int | None = None) -> list[dict]:
+    """The rows of one claim: one per split of ``c.splits`` (``each_split``), else one on the first split
+    both sides have (else ``split``, the run's main split)."""
+    a = resolve_side(entries, paradigm, c.a, c.b)
+    b = resolve_side(entries, paradigm, c.b, c.a)
+    if a and b and c.a[0] == "*" and entries[a]["checkpoint"] != entries[b]["checkpoint"]:
+        b = None
+    shared: set[str] = set()
+    if a and b:
+        shared = ({r["split"] for r in of_kinds(records_by_name[a], c.kinds)}
+                  & {r["split"] for r in of_kinds(records_by_name[b], c.kinds)})
+    if c.each_split:
+        wheres: list[str | None] = list(c.splits)
+    else:
+        wheres = [next((sp for sp in c.splits if sp in shared), split if split in shared else None)]
     rows = []
-    for paradigm, c in all_claims():
-        a = resolve_side(entries, paradigm, c.a, c.b)
-        b = resolve_side(entries, paradigm, c.b, c.a)
-        if a and b and c.a[0] == "*" and entries[a]["checkpoint"] != entries[b]["checkpoint"]:
-            b = None
-        where = split
-        if a and b:
-            shared = {r["split"] for r in records_by_name[a]} & {r["split"] for r in records_by_name[b]}
-            where = next((sp for sp in c.splits if sp in shared), split if split in shared else None)
-        row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where,
-               "n": 0, "delta_giou": None, "delta_ciou": None, "ci95_giou": None}
-        if a is None or b is None or where is None:
-            row["measured"] = f"not measured: the run lacks {c.needs}"
+    for where in wheres:
+        row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where, "seed": seed,
+               "kinds": list(c.kinds) or None, "n": 0, "delta_giou": None, "delta_ciou": None, "ci95_giou": None}
+        if a is None or b is None:
+            on = f" on {where}" if c.each_split else ""
+            row["measured"] = f"not measured{on}: the run lacks {c.needs}"
+        elif where is None:
+            kinds = f" of kind {'/'.join(c.kinds)}" if c.kinds else ""
+            row["measured"] = f"not measured: {a} and {b} share no samples{kinds} on {' or '.join(c.splits)}"
         else:
-            _measured(row, records_by_name, a, b, where)
+            _measured(row, records_by_name, a, b, where, c.kinds)
         row["verdict"] = verdict(row["delta_giou"], row["ci95_giou"])
         rows.append(row)
+    return rows
+
+
+def claims_table(entries: dict, records_by_name: dict[str, list[dict]], split: str | None) -> list[dict]:
+    """Each paper's headline claim beside the run's measured delta, with a verdict (``claim_rows``, ``with_seeds``)."""
+    rows = []
+    for paradigm, c in all_claims():
+        for claim, seed in with_seeds(entries, paradigm, c):
+            rows += claim_rows(entries, records_by_name, split, paradigm, claim, seed)
     return rows

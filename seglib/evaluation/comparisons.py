@@ -2,6 +2,8 @@
 
 Which pairs a run supports follows from the files it has, never from a paradigm's
 name: per paradigm, every training stage after SFT against SFT (greedy), every
+variant stage of ``grpo_variants`` against its main run (``main_stage_of``: ``grpo-<name>``
+against ``grpo``, ``grpo-rlonly-<name>`` against ``grpo-rlonly``; greedy), every
 non-greedy strategy against greedy of the same checkpoint, and every PRM search
 budget K against each smaller K. Deltas are in IoU points (× 100).
 """
@@ -70,11 +72,26 @@ def later_stages(entries: dict, paradigm: str) -> list[str]:
     return [s for s in dict.fromkeys(stages) if s not in UNCOMPARED_STAGES]
 
 
+def main_stage_of(stage: str) -> str | None:
+    """The main run a variant stage varies: ``grpo-rlonly-<name>`` → ``grpo-rlonly``, ``grpo-<name>`` → ``grpo``;
+    None for a main stage (``grpo``, ``grpo-rlonly``, ``sft``, ``star``, ...)."""
+    if stage.startswith("grpo-rlonly-"):
+        return "grpo-rlonly"
+    if stage.startswith("grpo-") and stage != "grpo-rlonly":
+        return "grpo"
+    return None
+
+
 def _pairs_of(entries: dict, paradigm: str) -> list[tuple[str, str | None, str | None]]:
     """(name, a, b) of every comparison of one paradigm's files (a or b None where the run lacks it)."""
     ref = find_entry(entries, paradigm, REFERENCE_STAGE, "greedy")
     pairs = [(f"{stage} vs {REFERENCE_STAGE} ({paradigm}, greedy)", ref, find_entry(entries, paradigm, stage, "greedy"))
              for stage in later_stages(entries, paradigm)]
+    for stage in later_stages(entries, paradigm):
+        main = main_stage_of(stage)
+        if main:
+            pairs.append((f"{stage} vs {main} ({paradigm}, greedy)", find_entry(entries, paradigm, main, "greedy"),
+                          find_entry(entries, paradigm, stage, "greedy")))
     for name, e in entries.items():
         if e["paradigm"] != paradigm or e["strategy"] == "greedy":
             continue

@@ -217,7 +217,9 @@ def strategies_by_checkpoint(checkpoints: Sequence[Path], paradigms_by_name: dic
 
     ``scaling_on`` "all": every strategy on every checkpoint; "latest": greedy everywhere, the
     inference-time scaling strategies (sample, vote, prm_search) only on each paradigm's latest
-    stage (``star-<p>``, else ``grpo-<p>``, else ``sft-<p>``), the one the claims compare them on.
+    main stage (``star-<p>``, else ``grpo-<p>``, else ``sft-<p>``), the one the claims compare them on.
+    Only those exact folder names are main stages: ``grpo-<p>-rlonly`` and the variants of
+    ``grpo_variants`` (``grpo-<p>-<name>``) never count as the latest, so they get greedy only.
     """
     if scaling_on not in SCALING_ON:
         raise ValueError(f"scaling_on must be one of {SCALING_ON}, got {scaling_on!r}")
@@ -227,7 +229,7 @@ def strategies_by_checkpoint(checkpoints: Sequence[Path], paradigms_by_name: dic
     names = set(plan)
     latest = set()
     for p in {paradigms_by_name[n].name for n in names}:
-        found = [f"{prefix}{p}" for prefix in CHECKPOINT_PREFIXES if f"{prefix}{p}" in names]
+        found = [f"{prefix}{p}" for prefix in CHECKPOINT_PREFIXES if f"{prefix}{p}" in names]  # main stages only
         latest.update(found[-1:])
     return {n: [s for s in st if n in latest or s == "greedy"] for n, st in plan.items()}
 

@@ -98,7 +98,12 @@ class Claim:
 
     ``stage`` "*" = the latest stage that has both strategies; ``published``: the
     methods page's words and figures, full scale; ``needs``: what a run lacks when
-    the claim is not measured; ``splits``: preferred splits, best match to the paper first.
+    the claim is not measured (the parameter or variant to add); ``splits``: preferred
+    splits, best match to the paper first; ``each_split``: one row per split of
+    ``splits`` instead of one row on the first both sides have; ``kinds``: only samples
+    of these query kinds, on both sides (empty: every kind); ``per_seed``: one more row
+    per stage ``<b's stage>-seed<k>`` the run has (``grpo_variants`` named ``seed<k>``),
+    the same comparison with b's RL run trained with seed k.
     """
 
     paper: str
@@ -108,6 +113,9 @@ class Claim:
     b: tuple[str, str]
     needs: str
     splits: tuple[str, ...] = ("test",)
+    each_split: bool = False
+    kinds: tuple[str, ...] = ()
+    per_seed: bool = False
 
 
 @dataclass(frozen=True)

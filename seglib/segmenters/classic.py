@@ -18,15 +18,28 @@ minimax labelling. The grid is built once per image in ``set_image``.
 
 Seeds:
   * foreground: positive points (with a box and no positive point: the box centre);
-  * background: negative points; with a box, the 1 px ring just outside it (and
-    everything outside the box stays background); without a box, the image border,
-    except border pixels whose colour matches a positive seed (an object that
-    touches the border). A box that cuts through the object a positive point sits
-    on (ring pixels coloured like that point) is treated as a hint, not a wall: the
-    ring pixels of the object's colour are not seeded, the image border is, and the
-    mask may grow past the box, much as SAM returns the whole object for a box that
-    clips it. A predicted box is rarely exact; a hard wall would cut the object.
-A final colour-model pass flips foreground regions that are enclosed by a
+  * background: negative points; without a box, the image border, except border pixels whose
+    colour matches a positive seed (an object that touches the border).
+
+A box is a hint, not a wall, but growth past it is bounded. Let B be the box, R_B the 1 px ring
+just outside it, and E the box enlarged on each side by ``max(box_margin_px, box_margin × side)``
+(the side of that axis; clipped to the image), R_E its outer 1 px ring.
+  1. A positive point whose colour (within ``min_step``) matches more than ``ring_share`` of R_B,
+     while another positive point's does not, lies on the background the box was drawn against:
+     it seeds nothing. (If every positive point matches, they are all kept: a box drawn inside
+     one large object looks the same.)
+  2. If no R_B pixel is coloured like a (kept) positive point, the box holds the object: R_B seeds
+     background and the mask stays inside B (a box alone, with its centre seed, is always this case).
+  3. Otherwise the box cuts through the clicked object: R_B and R_E seed background except their
+     pixels coloured like a positive point, and the mask may grow past B up to E, where it is
+     clipped. A box that clips an object therefore keeps the object as long as the object fits in
+     E (much as SAM returns the whole object for a box that clips it), and a positive point that
+     still lands on background can flood at most E, never the image.
+  4. With a box, the object is what inside it differs from the ring around it: after the cut,
+     colour-homogeneous regions of the allowed area (B or E) whose mean colour is farther than
+     ``box_contrast`` from every background-seeded R_B pixel are added when they connect to the
+     mask through such regions (an object made of differently coloured parts, clicked on one).
+A colour-model pass (before step 4) flips foreground regions that are enclosed by a
 strong edge and whose colour is much closer to the background seeds than to
 the foreground seeds (the hole of a ring would otherwise be a tie).
 
@@ -40,6 +53,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.spatial.distance import cdist
 from skimage.segmentation import watershed
 
 from seglib.segmenters.base import Prediction, Prompt, Segmenter
@@ -62,14 +76,23 @@ def crack_grid(lab: np.ndarray) -> np.ndarray:
 
 class ClassicSegmenter(Segmenter):
     """Seeded watershed cut (see module docstring). ``enclosed_ratio``: how much closer (in
-    Lab distance) an enclosed foreground region must be to the background seeds to flip."""
+    Lab distance) an enclosed foreground region must be to the background seeds to flip.
+    ``min_step``: the Lab step that separates colours. Box rule: ``box_margin`` (fraction of the
+    box side) and ``box_margin_px`` (floor, px) enlarge the box to the area a clipped object may
+    grow into; ``ring_share`` (None: off) distrusts positive points coloured like that share of the
+    box's ring; ``box_contrast`` (Lab; None: off) adds box regions that differ from the ring."""
 
     name = "classic"
 
-    def __init__(self, enclosed_ratio: float = 0.5, min_step: float = 12.0) -> None:
+    def __init__(self, enclosed_ratio: float = 0.5, min_step: float = 12.0, box_margin: float = 0.5,
+                 box_margin_px: int = 3, ring_share: float | None = 0.5, box_contrast: float | None = 25.0) -> None:
         super().__init__()
         self.enclosed_ratio = enclosed_ratio
         self.min_step = min_step
+        self.box_margin = box_margin
+        self.box_margin_px = box_margin_px
+        self.ring_share = ring_share
+        self.box_contrast = box_contrast
         self._lab: np.ndarray | None = None
         self._grid: np.ndarray | None = None
 
@@ -84,7 +107,6 @@ class ClassicSegmenter(Segmenter):
     # ---------------------------------------------------------------------------------------
     def _predict_one(self, p: Prompt) -> Prediction:
         h, w = self.image_hw
-        lab = self._lab
         pts = np.rint(np.asarray(p.points_xy)).astype(int).reshape(-1, 2)
         labels = np.asarray(p.labels).reshape(-1)
         if len(pts) == 0 and p.box_xyxy is None:
@@ -95,21 +117,14 @@ class ClassicSegmenter(Segmenter):
         markers = np.zeros((h, w), np.int32)
         fg_pts = pts[labels == 1]
         bg_pts = pts[labels == 0]
-        inside = None
+        allowed = ring = None
         if p.box_xyxy is not None:
-            x0, y0, x1, y1 = np.rint(p.box_xyxy).astype(int)
-            inside = np.zeros((h, w), bool)
-            inside[y0 : y1 + 1, x0 : x1 + 1] = True
-            ring = ndimage.binary_dilation(inside) & ~inside
-            cut = ring & self._matches(ring, fg_pts)
-            if cut.any():  # the box cuts through the clicked object: let it grow past the box
-                markers[ring & ~cut] = 2
-                markers[self._border(fg_pts)] = 2
-                inside = None
-            else:
-                markers[ring] = 2
+            box = tuple(int(v) for v in np.rint(p.box_xyxy))
+            fg_pts = self._trusted(fg_pts, box)
+            seeds, allowed, ring = self._box_seeds(box, fg_pts)
+            markers[seeds] = 2
             if len(fg_pts) == 0:
-                fg_pts = np.array([[(x0 + x1) // 2, (y0 + y1) // 2]])
+                fg_pts = np.array([[(box[0] + box[2]) // 2, (box[1] + box[3]) // 2]])
         else:
             markers[self._border(fg_pts)] = 2
         if len(fg_pts) == 0:  # only negative clicks: nothing to grow
@@ -120,10 +135,83 @@ class ClassicSegmenter(Segmenter):
         grid_markers[::2, ::2] = markers
         labels_grid = watershed(self._grid, grid_markers, connectivity=1, mask=self._valid)
         mask = labels_grid[::2, ::2] == 1
-        if inside is not None:
-            mask &= inside
-        mask = self._flip_enclosed(mask, fg_pts, bg_pts, markers == 2)
+        if allowed is not None:
+            mask &= allowed
+        mask = self._flip_enclosed(mask, fg_pts)
+        if allowed is not None:
+            mask = self._grow_in_box(mask, allowed, ring & (markers == 2))
         return self._prediction(mask)
+
+    # ------------------------------------------------------------------------------ box rule
+    @staticmethod
+    def _rect(shape: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inside, ring): bool (H, W) masks of the inclusive rectangle (clipped to the image)
+        and of its outer 1 px ring."""
+        h, w = shape
+        inside = np.zeros((h, w), bool)
+        inside[max(0, y0): max(0, y1 + 1), max(0, x0): max(0, x1 + 1)] = True
+        return inside, ndimage.binary_dilation(inside) & ~inside
+
+    def _trusted(self, fg_pts: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Step 1: the positive points not coloured like more than ``ring_share`` of the box's ring (all if none is)."""
+        if self.ring_share is None or len(fg_pts) == 0:
+            return fg_pts
+        _, ring = self._rect(self._lab.shape[:2], *box)
+        if not ring.any():
+            return fg_pts
+        cols = self._lab[ring]
+        keep = np.array([np.mean(np.linalg.norm(cols - self._lab[y, x], axis=1) <= self.min_step) <= self.ring_share
+                         for x, y in fg_pts], bool)
+        return fg_pts[keep] if keep.any() else fg_pts
+
+    def _box_seeds(self, box: tuple[int, int, int, int], fg_pts: np.ndarray):
+        """Steps 2-3: (background seeds, the area the mask may cover, R_B), all bool (H, W)."""
+        x0, y0, x1, y1 = box
+        shape = self._lab.shape[:2]
+        inside, ring = self._rect(shape, *box)
+        cut = ring & self._matches(ring, fg_pts)
+        if not cut.any():  # the box holds the object: a wall
+            return ring, inside, ring
+        mx = max(self.box_margin_px, int(round(self.box_margin * (x1 - x0 + 1))))
+        my = max(self.box_margin_px, int(round(self.box_margin * (y1 - y0 + 1))))
+        grown, outer = self._rect(shape, x0 - mx, y0 - my, x1 + mx, y1 + my)
+        both = ring | outer
+        return both & ~self._matches(both, fg_pts), grown, ring
+
+    def _grow_in_box(self, mask: np.ndarray, allowed: np.ndarray, ring_bg: np.ndarray) -> np.ndarray:
+        """Step 4: add the regions of ``allowed`` (split at colour steps >= ``min_step``) whose mean
+        colour is farther than ``box_contrast`` from every background-seeded ring pixel ``ring_bg``
+        and that join the mask through such regions."""
+        if self.box_contrast is None or not mask.any() or not ring_bg.any():
+            return mask
+        free = allowed & ~mask
+        if not free.any():
+            return mask
+        regions, _, _, means = self._regions(free)
+        far = cdist(means, self._lab[ring_bg]).min(axis=1) > self.box_contrast
+        far[0] = False  # label 0: pixels outside ``free``
+        cand = far[regions] & free
+        if not cand.any():
+            return mask
+        parts, _ = ndimage.label(mask | cand)
+        joined = np.isin(parts, np.unique(parts[mask]))
+        return mask | (joined & cand)
+
+    def _regions(self, where: np.ndarray):
+        """Colour-homogeneous regions of ``where``: 4-neighbours joined across steps < ``min_step``.
+        Returns (labels (H, W) int, n, pixel count per label, mean Lab colour per label)."""
+        g, lab = self._grid, self._lab
+        joined = np.zeros(g.shape, bool)
+        joined[::2, ::2] = where
+        joined[::2, 1::2] = where[:, 1:] & where[:, :-1] & (g[::2, 1::2] < self.min_step)
+        joined[1::2, ::2] = where[1:] & where[:-1] & (g[1::2, ::2] < self.min_step)
+        regions, n = ndimage.label(joined)
+        region = regions[::2, ::2]
+        flat = region.ravel()
+        counts = np.bincount(flat, minlength=n + 1)
+        means = np.stack([np.bincount(flat, lab[..., c].ravel(), minlength=n + 1) for c in range(3)], 1)
+        means /= np.maximum(counts, 1)[:, None]
+        return region, n, counts, means
 
     def _matches(self, where: np.ndarray, fg_pts: np.ndarray) -> np.ndarray:
         """Pixels of ``where`` (bool (H, W)) whose colour is within ``min_step`` of a positive point's colour."""
@@ -140,27 +228,18 @@ class ClassicSegmenter(Segmenter):
         border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
         return border & ~self._matches(border, fg_pts)
 
-    def _flip_enclosed(self, mask, fg_pts, bg_pts, bg_seeds) -> np.ndarray:
+    def _flip_enclosed(self, mask: np.ndarray, fg_pts: np.ndarray) -> np.ndarray:
         """Foreground regions (split at colour steps >= ``min_step``) without a positive seed whose
         mean colour is much nearer the background just outside the mask than the positive
         seeds' colours go to background. Fixes the hole of a ring, which the minimax cut
         leaves to a tie (the step into the hole equals the step out of the ring)."""
         if not mask.any():
             return mask
-        g, lab = self._grid, self._lab
-        joined = np.zeros(g.shape, bool)
-        joined[::2, ::2] = mask
-        joined[::2, 1::2] = mask[:, 1:] & mask[:, :-1] & (g[::2, 1::2] < self.min_step)
-        joined[1::2, ::2] = mask[1:] & mask[:-1] & (g[1::2, ::2] < self.min_step)
-        regions, n = ndimage.label(joined)
+        region, n, counts, means = self._regions(mask)
         if n <= 1:
             return mask
-        region = regions[::2, ::2]
+        lab = self._lab
         seeded = set(region[fg_pts[:, 1], fg_pts[:, 0]].tolist())
-        flat = region.ravel()
-        counts = np.bincount(flat, minlength=n + 1)
-        means = np.stack([np.bincount(flat, lab[..., c].ravel(), minlength=n + 1) for c in range(3)], 1)
-        means /= np.maximum(counts, 1)[:, None]
         outside = ndimage.binary_dilation(mask, iterations=2) & ~mask
         if not outside.any():
             return mask

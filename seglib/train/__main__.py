@@ -23,7 +23,10 @@ What it does, per stage:
   notebook 03 builds it when missing) into ``checkpoints/sft-<paradigm>``;
 - ``grpo``: ``seglib.train.rl_stage.run_grpo_stage`` from ``checkpoints/sft-<paradigm>``
   into ``checkpoints/grpo-<paradigm>``, with ``GRPOParams`` from the same builder
-  notebook 04 calls (``seglib.train.settings.grpo_params``);
+  notebook 04 calls (``seglib.train.settings.grpo_params``, with ``grpo_paradigm_settings``);
+  ``grpo --variant NAME`` trains the item of ``grpo_variants`` so named into
+  ``checkpoints/grpo-<paradigm>-<NAME>`` (for every paradigm with a variant of that
+  name, or only ``--paradigm``'s), with the variant's own start, settings and rewards;
 - before training, the free disk space is checked against an estimate of what
   the checkpoints will take (``seglib.train.launch.checkpoint_bytes``);
 - every process writes ``<out>/ranks/rank-<i>.json`` (process index, world
@@ -70,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
     parser.add_argument("--from-base", action="store_true",
                         help="grpo: start from the base policy instead of the SFT checkpoint (RL only, Seg-Zero)")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="grpo: train the grpo_variants item NAME (of --paradigm, else of each paradigm with one)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="optimiser steps, overriding sft_steps / grpo_steps (quick checks)")
     return parser
@@ -96,6 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         params = {**params, "device": str(state.device)}  # this rank's GPU, not cuda:0 for every rank
     run_dir = Path(args.run_dir or REPO_ROOT / "outputs" / Path(args.params).stem).resolve()
     paradigms = [args.paradigm] if args.paradigm else list(params.get("paradigms") or PARADIGMS)
+    if args.variant is not None:
+        from seglib.train.settings import grpo_variants
+
+        try:
+            having = [v.paradigm for v in grpo_variants(params) if v.name == args.variant]
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        chosen = [p for p in paradigms if p in having]
+        if args.stage != "grpo" or not chosen:
+            print(f"error: --variant {args.variant!r} needs stage grpo and a grpo_variants item of that name for "
+                  f"{paradigms} (items of that name: {having})", file=sys.stderr)
+            return 2
+        paradigms = chosen
     seed_everything(int(params.get("seed", 0)))
     results = {}
     try:
@@ -105,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 info = run_sft(run_dir, paradigm, params, state, args.resume, args.max_steps)
             else:
                 info = run_grpo(run_dir, paradigm, params, state, args.resume, args.max_steps,
-                                start="base" if args.from_base else "sft")
+                                start="base" if args.from_base else "sft", variant=args.variant)
             info["seconds"] = round(time.time() - t0, 1)
             state.wait_for_everyone()
             write_rank(Path(info["out_dir"]), state, started, {"stage": args.stage, "paradigm": paradigm, **info})

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from seglib.paradigms import PARADIGMS
 from seglib.train.launch import checkpoint_bytes
-from seglib.train.settings import BASE_POLICY_DIR, grpo_params, paradigm_from_params, pick, settings_for, sft_settings
+from seglib.train.settings import (BASE_POLICY_DIR, grpo_checkpoint_name, grpo_params, grpo_params_for, grpo_variants,
+                                   paradigm_from_params, pick, settings_for, sft_settings)
 
 
 def log(state, text: str) -> None:
@@ -189,32 +191,38 @@ def weights_sum(model) -> float:
 
 
 def run_grpo(run_dir: Path, name: str, params: dict, state, resume: bool, max_steps: int | None,
-             start: str = "sft") -> dict:
+             start: str = "sft", variant: str | None = None) -> dict:
     """Notebook 04's ``run_grpo_stage``: from ``checkpoints/sft-<name>`` (``start="sft"``) into
     ``checkpoints/grpo-<name>``, or from the base policy (``"base"``, Seg-Zero's RL-only) into
-    ``checkpoints/grpo-<name>-rlonly``."""
+    ``checkpoints/grpo-<name>-rlonly``, with ``grpo_paradigm_settings[name]``; ``variant``: the item of
+    ``grpo_variants`` so named (its own start, settings and rewards) into ``checkpoints/grpo-<name>-<variant>``."""
     from seglib.system import check_free_space
     from seglib.segmenters import build_segmenter
     from seglib.train.rl_stage import base_policy_path, run_grpo_stage
 
     ensure_data(run_dir, params, state)
-    p = grpo_params(params, max_steps)
-    if start == "sft":
-        source = run_dir / "checkpoints" / f"sft-{name}"
-        out_dir = run_dir / "checkpoints" / f"grpo-{name}"
-    else:
-        source = Path(base_policy_path(run_dir, params.get("policy")))
-        out_dir = run_dir / "checkpoints" / f"grpo-{name}-rlonly"
+    p = grpo_params_for(grpo_params(params, max_steps), name, params.get("grpo_paradigm_settings"))
+    rewards, reward_options = (params.get("grpo_rewards") or {}).get(name), None
+    if variant is not None:
+        chosen = {v.name: v for v in grpo_variants(params) if v.paradigm == name}
+        if variant not in chosen:
+            raise FileNotFoundError(f"grpo_variants has no variant {variant!r} of {name}; it has {sorted(chosen)}")
+        v = chosen[variant]
+        start, rewards, reward_options = v.start, v.rewards, v.reward_options
+        p = v.params if max_steps is None else replace(v.params, max_steps=max_steps)
+    source = (run_dir / "checkpoints" / f"sft-{name}" if start == "sft"
+              else Path(base_policy_path(run_dir, params.get("policy"))))
+    out_dir = run_dir / "checkpoints" / grpo_checkpoint_name(name, start, variant)
     check_free_space(out_dir, checkpoint_bytes(str(source), p.save_total_limit, lora=p.lora is not None))
     device = params.get("device", "cpu")
     seg = build_segmenter(params.get("segmenter", "classic"), device=device, sam2_config=params.get("sam2_config"),
                           sam2_checkpoint=params.get("sam2_checkpoint"))
     log(state, f"GRPO {name}: {p.max_steps} steps from {source} -> {out_dir}")
     out = run_grpo_stage(run_dir, name, p, start=start, policy=params.get("policy"), segmenter=seg,
-                         rewards=(params.get("grpo_rewards") or {}).get(name),
+                         rewards=rewards, reward_options=reward_options,
                          max_train_samples=params.get("grpo_max_train_samples"),
                          max_history=pick(params, "grpo_max_history", 0), resume=resume, device=device,
-                         max_pixels=params.get("policy_max_pixels"))
+                         max_pixels=params.get("policy_max_pixels"), variant=variant)
     done = Path(out) / "grpo_done.json"
     steps = json.loads(done.read_text()).get("steps") if done.is_file() else None
     return {"out_dir": str(out), "global_step": steps}

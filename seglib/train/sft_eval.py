@@ -17,13 +17,18 @@ if TYPE_CHECKING:
     from seglib.paradigms.base import Paradigm
 
 
+# Prompts generated together in a greedy evaluation: on 2 CPU cores a batch of 64 costs far less a sample than
+# one of 8 (``bench/eval_batch.py`` measures both and compares the answers).
+EVAL_BATCH_SIZE = 64
+
+
 def reports_boxes(paradigm: "Paradigm") -> bool:
     """Whether ``paradigm``'s answers are boxes scored as such (its ``writes_boxes``)."""
     return bool(paradigm.writes_boxes)
 
 
 def evaluate_policy(model, processor, paradigm: "Paradigm", samples: Sequence, segmenter, max_clicks: int = 5,
-                    max_new_tokens: int = 96, batch_size: int = 8) -> list[dict]:
+                    max_new_tokens: int = 96, batch_size: int = EVAL_BATCH_SIZE) -> list[dict]:
     """Greedy predictions of the policy on ``samples``, scored; one dict per sample.
 
     Keys: ``sample_id``, ``kind``, ``iou`` (mask IoU, METHODS.md rules),

@@ -44,6 +44,17 @@ DIFFICULTIES: dict[str, dict[str, Any]] = {
                  backgrounds=("plain", "gradient", "noise", "stripes", "checker"),
                  fills=("solid", "shaded", "stripes", "noise"), colour_jitter=20, min_visible=0.5, separation=0.3,
                  forms={"attr": 0.4, "extreme": 0.3, "relation": 0.3}),
+    # Parts: objects made of 2-4 parts (sectors or bands) in distinct colours, so that one click grows one
+    # part and the weightless segmenter needs several clicks; neighbours may touch and share part colours,
+    # noisy fills and backgrounds, partial occlusion, thin bars. ``colour`` (what queries name) is the
+    # colour of the object's largest part. ``parts``: number of parts (inclusive range), layouts, and the
+    # smallest share of the object's area a part may take.
+    "parts": dict(n_objects=(1, 4), p_small=0.3, r_small=(0.09, 0.12), r_large=(0.15, 0.22),
+                  colours=("red", "green", "blue", "yellow", "orange", "purple", "pink", "white"),
+                  distinct_colours=False, distinct_shapes=False, backgrounds=("plain", "gradient", "noise"),
+                  fills=("solid", "noise"), colour_jitter=10, min_visible=0.7, separation=0.5,
+                  parts=dict(n=(2, 4), layouts=("sectors", "bands"), min_share=0.15),
+                  forms={"attr": 0.6, "extreme": 0.2, "relation": 0.2}),
 }
 MIN_VISIBLE_PX = 12          # an object whose visible part is smaller is not placed
 
@@ -141,8 +152,51 @@ def _paint(img: np.ndarray, mask: np.ndarray, rgb: np.ndarray, fill: str, rng: n
     img[ys, xs] = col
 
 
+def _split_parts(m: np.ndarray, cx: float, cy: float, spec: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """Cut mask ``m`` into ``spec["n"]`` parts (largest first) that tile it exactly.
+
+    "sectors" cut by angle around (cx, cy) from a random start, "bands" by position along a random
+    direction. Each part's planned share of the area is at least ``spec["min_share"]``; the cuts are
+    thresholds on the angle / position, so pixels on a cut line all go to the same part.
+    """
+    lo, hi = spec["n"]
+    k = int(rng.integers(lo, hi + 1))
+    shares = spec["min_share"] + (1 - k * spec["min_share"]) * rng.dirichlet(np.full(k, 3.0))
+    ys, xs = np.nonzero(m)
+    if str(rng.choice(spec["layouts"])) == "sectors":
+        t = (np.arctan2(ys - cy, xs - cx) - rng.uniform(0, 2 * np.pi)) % (2 * np.pi)
+    else:
+        b = rng.uniform(0, np.pi)
+        t = np.cos(b) * xs + np.sin(b) * ys
+    ranks = np.minimum((np.cumsum(shares)[:-1] * xs.size).astype(int), xs.size - 1)
+    which = np.searchsorted(np.sort(t)[ranks], t, side="right")
+    parts = []
+    for j in range(k):
+        part = np.zeros_like(m)
+        part[ys[which == j], xs[which == j]] = True
+        if part.any():
+            parts.append(part)
+    return sorted(parts, key=lambda p: -int(p.sum()))
+
+
+def _paint_parts(img: np.ndarray, m: np.ndarray, cx: float, cy: float, colour: str, cfg: dict,
+                 rng: np.random.Generator) -> list[dict]:
+    """Paint an object of several parts: the largest takes ``colour``, the others distinct colours of the tier.
+    Returns the parts as ``{"colour", "mask"}`` (their masks tile ``m``)."""
+    masks = _split_parts(m, cx, cy, cfg["parts"], rng)
+    others = [str(c) for c in rng.permutation([c for c in cfg["colours"] if c != colour])]
+    fill = str(rng.choice(cfg["fills"]))
+    parts = []
+    for name, pm in zip([colour] + others, masks):
+        rgb = np.array(COLOURS[name], np.float32) + rng.uniform(-1, 1, 3) * cfg["colour_jitter"]
+        _paint(img, pm, rgb, fill, rng)
+        parts.append({"colour": name, "mask": pm})
+    return parts
+
+
 def make_scene(rng: np.random.Generator, image_size: int, cfg: dict, shapes: tuple[str, ...]) -> tuple[np.ndarray, list[dict]]:
-    """Draw one scene. Returns the uint8 RGB image and its objects (attributes + ``mask`` of visible pixels)."""
+    """Draw one scene. Returns the uint8 RGB image and its objects (attributes + ``mask`` of visible pixels;
+    with ``cfg["parts"]`` also ``parts``: ``{"colour", "mask"}`` per part, largest first, masks tiling ``mask``)."""
     S = image_size
     img = _background(str(rng.choice(cfg["backgrounds"])), S, rng)
     lo, hi = cfg["n_objects"]
@@ -189,9 +243,15 @@ def make_scene(rng: np.random.Generator, image_size: int, cfg: dict, shapes: tup
         cx, cy, m = placed
         for o in objects:
             o["mask"] &= ~m
-        rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-1, 1, 3) * cfg["colour_jitter"]
-        _paint(img, m, rgb, str(rng.choice(cfg["fills"])), rng)
-        objects.append({"shape": shape, "colour": colour, "size": size, "center": [round(float(cx), 2), round(float(cy), 2)],
-                        "radius": round(r, 2), "rotation_deg": round(math.degrees(theta) % 360, 1),
-                        "corners": CORNERS[shape], "z": len(objects), "mask": m, "full_area": int(m.sum())})
+            for part in o.get("parts", ()):
+                part["mask"] &= ~m
+        obj = {"shape": shape, "colour": colour, "size": size, "center": [round(float(cx), 2), round(float(cy), 2)],
+               "radius": round(r, 2), "rotation_deg": round(math.degrees(theta) % 360, 1),
+               "corners": CORNERS[shape], "z": len(objects), "mask": m, "full_area": int(m.sum())}
+        if "parts" in cfg:
+            obj["parts"] = _paint_parts(img, m, cx, cy, colour, cfg, rng)
+        else:
+            rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-1, 1, 3) * cfg["colour_jitter"]
+            _paint(img, m, rgb, str(rng.choice(cfg["fills"])), rng)
+        objects.append(obj)
     return np.clip(np.round(img), 0, 255).astype(np.uint8), objects

@@ -61,15 +61,36 @@ class BoxPointsParadigm(SingleStepParadigm):
     default_rewards = ("segzero", "star")
     #: ``decode`` fills ``Decoded.boxes`` (box metrics apply)
     writes_boxes = True
+    #: Variant stages these claims read (``grpo_variants`` names): ``grpo-single`` / ``grpo-multi`` (the
+    #: VisionReasoner pair, identical but for ``reward_options.single_object``), ``grpo-rest`` (REST),
+    #: ``grpo-seed<k>`` / ``grpo-rlonly-seed<k>`` (second seeds, ``per_seed``).
     claims = (
         Claim("Seg-Zero", "RL (GRPO) on box + points beats the same model without RL",
               "published: ReasonSeg test gIoU/cIoU 47.6/37.4 (Qwen2.5-VL-3B + SAM2, no RL) → 56.1/48.6 "
               "(Seg-Zero-3B), i.e. +8.5/+11.2",
               ("sft", "greedy"), ("grpo", "greedy"), "sft-boxpoints and grpo-boxpoints greedy predictions",
-              ("test_reasoning", "test")),
+              ("test_reasoning", "test"), per_seed=True),
+        Claim("Seg-Zero", "RL alone generalises better than SFT alone, both from the base policy "
+              "(out of domain: test_reasoning; in domain: test)",
+              "published: RL alone (Seg-Zero-3B) reaches ReasonSeg test gIoU/cIoU 56.1/48.6 zero-shot, out of "
+              "domain; the paper finds SFT on the same data generalises worse (no SFT figure in docs/METHODS.md)",
+              ("sft", "greedy"), ("grpo-rlonly", "greedy"),
+              "grpo_rl_from_base: true (checkpoint grpo-boxpoints-rlonly) beside sft-boxpoints, greedy predictions",
+              ("test_reasoning", "test"), each_split=True, per_seed=True),
         Claim("VisionReasoner", "multi-object rewards (Hungarian matching) beat Seg-Zero's single-object rewards",
               "published: ReasonSeg test gIoU/cIoU 57.5/52.0 (Seg-Zero-7B) → 63.6/55.7 (VisionReasoner-7B)",
-              ("", ""), ("", ""), "two GRPO checkpoints trained with each reward", ("test_reasoning", "test")),
+              ("grpo-single", "greedy"), ("grpo-multi", "greedy"),
+              "grpo_variants {name: single, paradigm: boxpoints, rewards: [visionreasoner], reward_options: "
+              "{single_object: true}} and {name: multi, paradigm: boxpoints, rewards: [visionreasoner]} "
+              "(style list), greedy predictions on test samples of kind multi",
+              ("test",), kinds=("multi",)),
+        Claim("StAR", "REST (update on the most extreme-advantage rollouts of each group) beats plain GRPO",
+              "published: REST is StAR's second stage (256 rollouts, m = 16 kept); docs/METHODS.md gives no "
+              "separate figure",
+              ("grpo", "greedy"), ("grpo-rest", "greedy"),
+              "grpo_variants {name: rest, paradigm: boxpoints, rest_keep: m} (m ≤ num_generations; checkpoint "
+              "grpo-boxpoints-rest) beside grpo-boxpoints, greedy predictions",
+              ("test_reasoning", "test")),
         Claim("StAR", "mask majority voting over N samples beats a single answer",
               "published: ReasonSeg test gIoU/cIoU 67.5/61.3 → 68.5/65.0 (StAR-7B, N = 32), i.e. +1.0/+3.7",
               ("*", "greedy"), ("*", "vote"), "a boxpoints checkpoint with greedy and vote predictions",

@@ -4,6 +4,10 @@ Row columns (``BoxPointsParadigm.rl_rows``): ``gt_box``/``gt_points`` (Seg-Zero 
 ``gt_boxes``/``gt_points`` (list rows), ``target_rles`` and ``image_path`` (StAR reads
 the image from the path, never from the ``image`` column, which is the policy's view),
 ``height``/``width``. JSON-encoded columns are decoded by the caller.
+
+Reward options reach each scorer that takes them as a keyword (``known_options``):
+``strict``/``soft_accuracy``/``allow_extra_keys`` Seg-Zero's, ``allowed_repeats`` and
+``single_object`` (the single-object stand-in on list answers) VisionReasoner's, ``formula`` StAR's.
 """
 from __future__ import annotations
 

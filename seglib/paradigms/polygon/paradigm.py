@@ -51,7 +51,9 @@ class PolygonParadigm(SingleStepParadigm):
     claims = (
         Claim("SimpleSeg", "RL (GSPO/GRPO) on polygons beats SFT alone",
               "published: +9.7 to +10.5 gIoU from RL over SFT (SFT alone about 60-65.5 gIoU)",
-              ("sft", "greedy"), ("grpo", "greedy"), "sft-polygon and grpo-polygon greedy predictions"),
+              ("sft", "greedy"), ("grpo", "greedy"),
+              "sft-polygon and grpo-polygon greedy predictions (SimpleSeg's GSPO: grpo_paradigm_settings "
+              "{polygon: {gspo: true}})", per_seed=True),
     )
 
     # ------------------------------------------------------------------ the language
