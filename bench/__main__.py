@@ -7,6 +7,7 @@
     python -m bench --gpu           # also bench/gpu_check.py on the GPU (goal: under 8 minutes)
     python -m bench --gpu-tiny      # also bench/gpu_check.py --tiny, its CPU smoke version (no goal)
     python -m bench --run outputs/<run>   # also that run's wall time and peak RSS from its run.json
+    python -m bench --out bench.json      # also write every printed line to bench.json (``seglib report --bench``)
 
 Each script runs as a subprocess (``python bench/<name>.py <size args> --json FILE``) so that its own
 process settings (CPU affinity, thread counts) stay its own; its figures are read from ``FILE``.
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-tiny", action="store_true", help="also run bench/gpu_check.py --tiny (CPU smoke)")
     ap.add_argument("--run", action="append", default=[], metavar="outputs/<run>",
                     help="add a line with that run's wall time and peak RSS (from its run.json); repeatable")
+    ap.add_argument("--out", default=None, metavar="FILE",
+                    help="also write the lines to FILE as JSON (python -m seglib report --bench FILE puts them in "
+                         "the README's results section)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show each script's own output too")
     args = ap.parse_args(argv)
 
@@ -139,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python -m bench: {'full' if args.full else 'quick'} sizes, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     print(line("benchmark / figure", "measured", "goal", "verdict"))
+    record = {"command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+              "sizes": "full" if args.full else "quick", "cpus": os.cpu_count(),
+              "load_average": round(os.getloadavg()[0], 2), "rows": []}
     crashed = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
@@ -153,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                 crashed.append(name)
                 print(line(name, f"CRASHED after {wall:.0f} s (python bench/{name}.py {' '.join(bench_args)})",
                            "—", "crashed"), flush=True)
+                record["rows"].append({"benchmark": name, "figure": "", "measured": f"crashed after {wall:.0f} s",
+                                       "goal": "—", "verdict": "crashed"})
                 tail = "\n".join(output.rstrip().splitlines()[-15:])
                 print(f"--- end of bench/{name}.py output:\n{tail}\n---", file=sys.stderr, flush=True)
                 continue
@@ -165,10 +174,15 @@ def main(argv: list[str] | None = None) -> int:
             for i, f in enumerate(rows):
                 figure = f.shown + (f"  [{wall:.0f} s]" if i == 0 else "")
                 print(line(f"{name}: {f.label}", figure, f.goal.text if f.goal else "—", f.verdict()), flush=True)
+                record["rows"].append({"benchmark": name, "figure": f.label, "measured": f.shown,
+                                       "goal": f.goal.text if f.goal else "—", "verdict": f.verdict(),
+                                       "seconds": round(wall, 1)})
         if not args.gpu and not args.gpu_tiny and args.only is None:
             print(line("gpu_check", "skipped (--gpu on a GPU, --gpu-tiny for the CPU smoke version)", "", ""))
     for run in args.run:
         print(run_record_line(run))
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     print(f"total {time.perf_counter() - start:.0f} s" + (f"; crashed: {', '.join(crashed)}" if crashed else ""))
     if crashed:
         print(f"benchmark(s) crashed: {', '.join(crashed)}", file=sys.stderr)

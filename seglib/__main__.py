@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("run", nargs="?", help="run folder to copy into docs/results/<name>/; without it the "
                                             "section is re-rendered from the copy README's marker names")
     rep.add_argument("--name", help="name of the copy under docs/results/ (default: the run folder's name)")
+    rep.add_argument("--bench", default=None, metavar="FILE",
+                     help="a `python -m bench --out FILE` file: its lines become the section's benchmark table")
     rep.add_argument("--check", action="store_true",
                      help="write nothing; exit 1 when README.md differs from a re-render of its copy")
     rep.add_argument("--readme", default=None,
@@ -81,15 +83,18 @@ def report(args: argparse.Namespace) -> int:
     readme = Path(args.readme) if args.readme else REPO_ROOT / "README.md"
     try:
         if args.check:
-            if args.run or args.name:
+            if args.run or args.name or args.bench:
                 print("error: --check re-renders the copy README.md names; give no run or --name", file=sys.stderr)
                 return 2
             diff = check_readme(readme)
             print(diff or f"{readme}: results section up to date", end="" if diff else "\n")
             return 1 if diff else 0
         if args.run:
-            export_run(args.run, readme.parent / RESULTS_SUBDIR, name=args.name)
+            export_run(args.run, readme.parent / RESULTS_SUBDIR, name=args.name, bench=args.bench)
             link = f"{RESULTS_SUBDIR}/{args.name or Path(args.run).resolve().name}"
+        elif args.bench:
+            print("error: --bench goes with a run folder (it is copied beside the run's files)", file=sys.stderr)
+            return 2
         else:
             link = find_section(readme.read_text())["folder"]
         changed = write_readme(readme, link)

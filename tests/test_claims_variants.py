@@ -65,12 +65,14 @@ def test_rl_alone_against_sft_one_row_per_split():
     assert reasoning["n"] == 3 and reasoning["delta_giou"] == pytest.approx(100 / 30)
     assert reasoning["delta_ciou"] == pytest.approx(100 * (23 / 40 - 17 / 30))
     assert "grpo-boxpoints-rlonly-greedy vs sft-boxpoints-greedy on test_reasoning (n = 3)" in reasoning["measured"]
+    assert (reasoning["a"], reasoning["b"]) == ("sft-boxpoints-greedy", "grpo-boxpoints-rlonly-greedy")
     # test: 0.5, 0.5 → 0.3, 0.3: −20 points both ways, CI [−20, −20] below 0
     assert test["n"] == 2 and test["delta_giou"] == pytest.approx(-20) and test["delta_ciou"] == pytest.approx(-20)
     assert test["verdict"].startswith("not reproduced: opposite direction (95% CI below 0)")
     # the RL-after-SFT row is still there, not measured without grpo-boxpoints
     after, = rows_of(rows, "Seg-Zero", "box + points beats")
     assert after["verdict"] == "not measured" and "grpo-boxpoints" in after["measured"]
+    assert after["b"] is None  # the side the run lacks
 
 
 def test_rl_alone_rows_name_the_parameter_when_missing():
@@ -148,8 +150,24 @@ def test_a_variant_with_vote_predictions_is_not_the_latest_stage():
 
 def test_every_row_keeps_the_rendered_fields():
     rows, _, _ = table(*ood_files())
-    keys = {"paper", "claim", "published", "split", "seed", "kinds", "n", "delta_giou", "delta_ciou", "ci95_giou",
-            "measured", "verdict"}
+    keys = {"paper", "claim", "published", "split", "seed", "kinds", "a", "b", "n", "delta_giou", "delta_ciou",
+            "ci95_giou", "measured", "verdict"}
     assert all(set(r) == keys for r in rows)
     # without seed variants: Seg-Zero 1 + 2 (one per split), VisionReasoner 1, StAR 2, SegAgent 3, SimpleSeg 1
     assert len(rows) == 10
+
+
+def test_variant_stages_sort_beside_their_main_stage():
+    from seglib.evaluation.report import ordered_names, stage_rank
+    from seglib.evaluation.scoring import stage_of
+
+    stages = {c: stage_of(c) for c in ["grpo-boxpoints-rlonly-seed1", "grpo-boxpoints-seed1", "star-boxpoints",
+                                       "grpo-boxpoints", "sft-boxpoints", "grpo-boxpoints-rlonly", "policy-base"]}
+    assert stages["grpo-boxpoints-rlonly-seed1"] == "grpo-rlonly-seed1" and stages["policy-base"] == "base"
+    # rlonly-seed1 ranks with grpo-rlonly (the longer head), seed1 with grpo; an unknown stage goes last
+    assert stage_rank("grpo-rlonly-seed1") == stage_rank("grpo-rlonly") < stage_rank("grpo-seed1") == stage_rank("grpo")
+    assert stage_rank("distil") > stage_rank("star")
+    entries = {f"{c}-greedy": {"paradigm": "boxpoints", "stage": s, "strategy": "greedy"} for c, s in stages.items()}
+    assert ordered_names(entries) == [f"{c}-greedy" for c in [
+        "policy-base", "sft-boxpoints", "grpo-boxpoints-rlonly", "grpo-boxpoints-rlonly-seed1", "grpo-boxpoints",
+        "grpo-boxpoints-seed1", "star-boxpoints"]]

@@ -13,6 +13,7 @@ import yaml
 from seglib.__main__ import main
 from seglib.runs import readme as rd
 from seglib.runs import readme_export as ex
+from seglib.system import RunError
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -95,6 +96,7 @@ CLAIMS = [
      "delta_giou": 2.5, "delta_ciou": 1.0, "ci95_giou": [-0.3, 5.1], "measured": "...",
      "verdict": "same direction, within noise (95% CI includes 0)"},
     {"paper": "Q", "claim": "z beats y", "published": "published: +1.0", "split": "test", "n": 10,
+     "a": "sft-pa-greedy", "b": "grpo-pa-greedy", "seed": 1, "kinds": ["multi"],
      "delta_giou": 2.5, "delta_ciou": 1.0, "ci95_giou": [0.4, 5.1], "measured": "...",
      "verdict": "reproduced: same direction (95% CI above 0)"},
     {"paper": "R", "claim": "w beats y", "published": "published: [x]", "split": None, "n": 0,
@@ -135,11 +137,11 @@ def write_copy(folder: Path, figures=("07_iou_vs_n.png",)) -> Path:
 def test_render_on_a_hand_built_copy(tmp_path):
     text = rd.render_section(write_copy(tmp_path / "r"), "docs/results/r")
     lines = text.splitlines()
-    assert "| P | x beats y | [+8.5 gIoU](docs/METHODS.md#pub) | +2.5 [-0.3, +5.1], noise | 10 | test | " \
+    assert "| P | x beats y | [+8.5 gIoU](docs/METHODS.md#pub) | — | +2.5 [-0.3, +5.1], noise | 10 | test | " \
            "same direction, within noise (95% CI includes 0) |" in lines
-    assert "| Q | z beats y | [+1.0](docs/METHODS.md#pub) | +2.5 [+0.4, +5.1] | 10 | test | " \
-           "reproduced: same direction (95% CI above 0) |" in lines
-    assert "| R | w beats y | [\\[x\\]](docs/METHODS.md#pub) | not measured: the run lacks w | 0 | — | " \
+    assert "| Q | z beats y | [+1.0](docs/METHODS.md#pub) | `sft-pa-greedy` → `grpo-pa-greedy` | +2.5 [+0.4, +5.1] | " \
+           "10 | test, multi only, seed 1 | reproduced: same direction (95% CI above 0) |" in lines
+    assert "| R | w beats y | [\\[x\\]](docs/METHODS.md#pub) | — | not measured: the run lacks w | 0 | — | " \
            "not measured |" in lines
     # test is common to pa and pb (2 paradigms), val only to pc: the table is on test
     assert "**Best of each paradigm** on `test`" in text
@@ -276,3 +278,53 @@ def test_stage_kind_bars():
     bars = ex.stage_kind_bars(METRICS["predictions"], "test")
     # only pa has both an sft and a grpo greedy entry; kinds are the union, a missing side is None
     assert bars == {"pa / multi": (None, 0.2), "pa / referring": (0.40, 0.45)}
+
+
+BENCH = {"command": "python -m bench --out b.json", "sizes": "quick", "cpus": 2, "load_average": 0.4,
+         "rows": [{"benchmark": "voting", "figure": "vectorised / loop", "measured": "20.1x pairwise IoU",
+                   "goal": ">= 10x", "verdict": "met", "seconds": 3.0},
+                  {"benchmark": "demo_latency", "figure": "classic click->view", "measured": "a | b",
+                   "goal": "—", "verdict": "report"}]}
+
+
+def test_bench_lines_become_a_table_of_the_section(tmp_path, capsys):
+    run = fake_run(tmp_path)
+    bench = tmp_path / "b.json"
+    bench.write_text(json.dumps(BENCH))
+    dest = ex.export_run(run, tmp_path / "docs" / "results", name="r", repo_root=REPO, bench=bench)
+    assert json.loads((dest / rd.BENCH_FILE).read_text()) == BENCH
+    lines = rd.render_section(dest, "docs/results/r").splitlines()
+    assert "| voting | vectorised / loop | 20.1x pairwise IoU | &gt;= 10x | met |" in lines
+    assert "| demo_latency | classic click-&gt;view | a \\| b | — | report |" in lines  # a pipe cannot break the row
+    assert any(ln.startswith("**Benchmarks**, from `python -m bench --out b.json` (quick sizes, 2 CPUs")
+               for ln in lines)
+    # without bench.json the section has no benchmark table
+    (dest / rd.BENCH_FILE).unlink()
+    assert "**Benchmarks**" not in rd.render_section(dest, "docs/results/r")
+    # a file that is not the bench's output is refused before anything is written, naming it
+    bench.write_text(json.dumps({"lines": []}))
+    with pytest.raises(RunError, match=r"b.json: not a `python -m bench --out` file"):
+        ex.export_run(run, tmp_path / "docs" / "results", name="r2", repo_root=REPO, bench=bench)
+    assert not (tmp_path / "docs" / "results" / "r2").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results: docs/results/r -->\n<!-- /results -->\n")
+    assert main(["report", "--bench", str(bench), "--readme", str(readme)]) == 2
+    assert "--bench goes with a run folder" in capsys.readouterr().err
+
+
+def test_prm_calibration_rows_only_for_search_files(tmp_path):
+    folder = write_copy(tmp_path / "r")
+    assert "**PRM search**" not in rd.render_section(folder, "docs/results/r")  # no entry has a calibration
+    metrics = json.loads(json.dumps(METRICS))
+    metrics["predictions"]["sft-pc-prm_search_k3"] = dict(
+        entry("pc", "sft", "prm_search_k3", {"val": (0.5, 0.5, 4, 1.0, {})}),
+        search={"k": 3, "t_max": 7, "mean_steps": 6.25, "calibration": {"mae": 0.1234, "pearson": 0.56789, "n": 25}})
+    metrics["predictions"]["sft-pc-prm_search_k1"] = dict(
+        entry("pc", "sft", "prm_search_k1", {"val": (0.5, 0.5, 4, 1.0, {})}),
+        search={"k": 1, "t_max": 7, "mean_steps": 7.0, "calibration": {"mae": 0.2, "pearson": None, "n": 28}})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    lines = rd.render_section(folder, "docs/results/r").splitlines()
+    rows = [ln for ln in lines if ln.startswith("| `sft-pc-prm")]
+    # ordered by strategy name; MAE in points; a constant side has no Pearson r
+    assert rows == ["| `sft-pc-prm_search_k1` | 1 | 7 | 7.00 | — | 20.0 | 28 |",
+                    "| `sft-pc-prm_search_k3` | 3 | 7 | 6.25 | 0.568 | 12.3 | 25 |"]

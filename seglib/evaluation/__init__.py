@@ -38,6 +38,9 @@ show points (× 100).
       "comparisons": [{"name", "paradigm", "split", "a", "b", "n", "giou_a", "giou_b",
                        "ciou_a", "ciou_b", "delta_giou", "delta_ciou", "ci95_giou": [lo, hi]}],
       "claims": [{"paper", "claim", "published", "measured", "split", "n",
+                  "seed",    # None, or k for the row comparing the seed<k> variants (Claim.per_seed)
+                  "kinds",   # None, or the query kinds both sides were restricted to (Claim.kinds)
+                  "a", "b",  # the prediction files compared (b − a), None for a side the run lacks
                   "delta_giou", "delta_ciou", "ci95_giou", "verdict"}]
     }
 

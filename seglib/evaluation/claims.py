@@ -122,7 +122,8 @@ def claim_rows(entries: dict, records_by_name: dict[str, list[dict]], split: str
     rows = []
     for where in wheres:
         row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where, "seed": seed,
-               "kinds": list(c.kinds) or None, "n": 0, "delta_giou": None, "delta_ciou": None, "ci95_giou": None}
+               "kinds": list(c.kinds) or None, "a": a, "b": b, "n": 0, "delta_giou": None, "delta_ciou": None,
+               "ci95_giou": None}
         if a is None or b is None:
             on = f" on {where}" if c.each_split else ""
             row["measured"] = f"not measured{on}: the run lacks {c.needs}"

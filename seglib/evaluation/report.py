@@ -57,10 +57,19 @@ def evaluate_run(run_dir: str | Path, write: bool = True, figures: bool = True) 
     return metrics
 
 
+def stage_rank(stage: str) -> int:
+    """``STAGE_ORDER`` of a stage; a GRPO variant's stage (``grpo-seed1``, ``grpo-rlonly-seed1``) ranks
+    with the longest ``STAGE_ORDER`` name it starts with; anything else after them all."""
+    if stage in STAGE_ORDER:
+        return STAGE_ORDER[stage]
+    heads = [s for s in STAGE_ORDER if stage.startswith(s + "-")]
+    return STAGE_ORDER[max(heads, key=len)] if heads else len(STAGE_ORDER)
+
+
 def ordered_names(entries: dict) -> list[str]:
-    """Prediction-file names by paradigm, then stage (``STAGE_ORDER``), then strategy."""
-    return sorted(entries, key=lambda n: (entries[n]["paradigm"], STAGE_ORDER.get(entries[n]["stage"], 9),
-                                          entries[n]["strategy"]))
+    """Prediction-file names by paradigm, then stage (``stage_rank``, then its name), then strategy."""
+    return sorted(entries, key=lambda n: (entries[n]["paradigm"], stage_rank(entries[n]["stage"]),
+                                          entries[n]["stage"], entries[n]["strategy"]))
 
 
 # --------------------------------------------------------------------------- figures

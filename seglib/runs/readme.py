@@ -18,6 +18,10 @@ The rules (fixed formatting and order, so a re-render is byte-identical):
   ``seglib.evaluation.report.ordered_names``. Tokens per answer (on the same split) come from
   ``section.json``.
 * **figures**: those of ``FIGURES`` the copy holds, as relative links; absent ones are left out.
+* **PRM search**: per prediction file with a PRM calibration (``search.calibration``), in
+  ``ordered_names`` order: K, T, mean steps, Pearson r and MAE of the estimates.
+* **benchmarks**: where the copy holds ``bench.json`` (``python -m bench --out FILE``, copied by
+  ``report --bench FILE``), one row per printed line of it, in its order, with the command that wrote it.
 * **run**: the command, commit and machine from ``run.json`` and ``section.json``; the wall time is the
   sum of the notebooks' ``seconds``; the peak RSS is the largest ``peak_rss_mb`` (a running maximum over
   the notebook kernels that have ended).
@@ -35,6 +39,7 @@ END_MARKER = "<!-- /results -->"
 SECTION_RE = re.compile(r"<!-- results: (?P<folder>[^\s<>]+) -->\n(?P<body>.*?)" + re.escape(END_MARKER), re.S)
 METHODS_PAGE = "docs/METHODS.md"
 SECTION_FILE = "section.json"
+BENCH_FILE = "bench.json"
 SFT_VS_RL = "sft_vs_rl_kinds.png"
 #: (file in docs/results/<name>/, alt text) in the order the section shows them.
 FIGURES = (
@@ -79,12 +84,28 @@ def published_cell(row: dict, anchor: str) -> str:
     return f"[{link_text(text or 'see the methods page')}]({METHODS_PAGE}{anchor})"
 
 
+def compared_cell(row: dict) -> str:
+    """``a`` → ``b``, the prediction files a claim's row compares; — where it names none (a side is missing)."""
+    a, b = row.get("a"), row.get("b")
+    return f"`{md_cell(a)}` → `{md_cell(b)}`" if a and b else "—"
+
+
+def where_cell(row: dict) -> str:
+    """The split, with the query kinds both sides were restricted to and the seed of a per-seed row."""
+    text = row.get("split") or "—"
+    if row.get("kinds"):
+        text += f", {'/'.join(row['kinds'])} only"
+    if row.get("seed") is not None:
+        text += f", seed {row['seed']}"
+    return md_cell(text)
+
+
 def claims_table(rows: list[dict], anchor: str) -> list[str]:
-    lines = ["| paper | claim | published (full scale) | Δ gIoU [95 % CI] | n | split | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| paper | claim | published (full scale) | compared (a → b) | Δ gIoU [95 % CI] | n | split | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [md_cell(r.get("paper", "")), md_cell(r.get("claim", "")), published_cell(r, anchor),
-                 delta_cell(r), str(r.get("n") or 0), md_cell(r.get("split") or "—"), md_cell(r.get("verdict", ""))]
+                 compared_cell(r), delta_cell(r), str(r.get("n") or 0), where_cell(r), md_cell(r.get("verdict", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -186,6 +207,37 @@ def run_lines(record: dict, section: dict, link: str) -> list[str]:
             f"- **Files:** {files}"]
 
 
+def prm_table(entries: dict) -> list[str]:
+    """Per PRM-search prediction file: K, mean steps, and how its IoU estimates track the true IoU."""
+    rows = []
+    for name in ordered_names(entries):
+        search = entries[name].get("search") or {}
+        cal = search.get("calibration") or {}
+        if not cal:
+            continue
+        pearson = "—" if cal.get("pearson") is None else f"{cal['pearson']:.3f}"
+        mae = "—" if cal.get("mae") is None else f"{100 * cal['mae']:.1f}"
+        rows.append(f"| `{md_cell(name)}` | {search.get('k', '—')} | {search.get('t_max', '—')} | "
+                    f"{search.get('mean_steps', 0):.2f} | {pearson} | {mae} | {cal.get('n', 0)} |")
+    if not rows:
+        return []
+    return ["**PRM search**: the clicks policy's own IoU estimate against the true IoU of the mask it estimates "
+            "(Pearson r; mean absolute error in points), over every step of every sample.", "",
+            "| prediction file | K | T | mean steps | Pearson r | MAE | n |", "|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def bench_table(bench: dict) -> list[str]:
+    """The benchmark lines of ``python -m bench --out`` as a table, with the command and machine load."""
+    out = [f"**Benchmarks**, from `{bench.get('command', 'python -m bench')}` ({bench.get('sizes', '?')} sizes, "
+           f"{bench.get('cpus', '?')} CPUs, load average {bench.get('load_average', '?')} at the start; each "
+           "ratio is measured side by side in one process).", "",
+           "| benchmark | figure | measured | goal | verdict |", "|---|---|---|---|---|"]
+    for r in bench["rows"]:
+        out.append("| " + " | ".join(md_cell(str(r.get(k, ""))) for k in ("benchmark", "figure", "measured", "goal",
+                                                                         "verdict")) + " |")
+    return out
+
+
 # --------------------------------------------------------------------------- the section
 
 
@@ -217,6 +269,9 @@ def _render(folder: Path, link: str) -> str:
             "mean over the texts the policy wrote, one per answer, sampled answer or click step, counted by the "
             "checkpoint's tokenizer).", ""]
     out += paradigm_table(entries, split, section.get("tokens_per_answer", {})) + [""]
+    out += prm_table(entries)
+    if (folder / BENCH_FILE).is_file():
+        out += bench_table(read_json(folder / BENCH_FILE)) + [""]
     shown = [(f, alt) for f, alt in FIGURES if (folder / f).is_file()]
     out += [f"![{alt}]({link}/{f})" for f, alt in shown] or ["(this run drew none of the section's figures)"]
     return "\n".join(out) + "\n"

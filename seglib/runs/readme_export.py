@@ -26,7 +26,7 @@ from pathlib import Path
 from seglib.config import REPO_ROOT, ParamError, load_params
 from seglib.inference.records import PredictionFileError, read_predictions
 from seglib.runs.folder import RUN_FILE, read_run
-from seglib.runs.readme import FIGURES, METHODS_PAGE, SECTION_FILE, SFT_VS_RL, ReadmeError, common_split
+from seglib.runs.readme import BENCH_FILE, FIGURES, METHODS_PAGE, SECTION_FILE, SFT_VS_RL, ReadmeError, common_split
 from seglib.system import RunError
 
 RESULTS_SUBDIR = "docs/results"  # beside README.md
@@ -191,9 +191,18 @@ def copy_figures(run_dir: Path, dest: Path, metrics: dict) -> list[str]:
 
 
 def export_run(run_dir: str | Path, results_dir: Path = RESULTS_DIR, name: str | None = None,
-               repo_root: Path = REPO_ROOT) -> Path:
-    """Write ``<results_dir>/<name>/`` (default name: the run folder's) afresh; return its path."""
+               repo_root: Path = REPO_ROOT, bench: str | Path | None = None) -> Path:
+    """Write ``<results_dir>/<name>/`` (default name: the run folder's) afresh; return its path.
+    ``bench``: a ``python -m bench --out`` file, copied as ``bench.json`` (its rows are checked first)."""
     run_dir = Path(run_dir).resolve()
+    bench_text = None
+    if bench is not None:
+        bench_text = Path(bench).read_text()
+        try:
+            rows = json.loads(bench_text)["rows"]
+            assert isinstance(rows, list) and all(isinstance(r, dict) and "benchmark" in r for r in rows)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise RunError(f"{bench}: not a `python -m bench --out` file (a JSON object with a list of rows)") from None
     if not (run_dir / "metrics.json").is_file():
         raise RunError(f"{run_dir} has no metrics.json: run notebook 07 first")
     record = read_run(run_dir)
@@ -216,6 +225,8 @@ def export_run(run_dir: str | Path, results_dir: Path = RESULTS_DIR, name: str |
     if (run_dir / "params.yaml").is_file():
         shutil.copyfile(run_dir / "params.yaml", dest / "params.yaml")
     copy_figures(run_dir, dest, metrics)
+    if bench_text is not None:
+        (dest / BENCH_FILE).write_text(bench_text)
     command, note = run_command(record, run_dir.name, repo_root)
     section = {"run": run_dir.name, "command": command, "command_note": note,
                "methods_anchor": methods_anchor(repo_root),
