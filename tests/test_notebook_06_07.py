@@ -16,8 +16,8 @@ from seglib.runs import run_notebooks
 OVERRIDES = ["inference_max_samples=1", "inference_max_new_tokens=16", "vote_n=2"]
 ENTRY_KEYS = {"checkpoint", "stage", "paradigm", "strategy", "file", "n", "parse_rate", "overall", "splits",
               "acc_at_05", "clicks", "vote_curve", "search"}
-CLAIM_KEYS = {"paper", "claim", "published", "measured", "split", "seed", "kinds", "n", "delta_giou", "delta_ciou",
-              "ci95_giou", "verdict"}
+CLAIM_KEYS = {"paper", "claim", "published", "measured", "split", "seed", "kinds", "a", "b", "n", "delta_giou",
+              "delta_ciou", "ci95_giou", "verdict"}
 
 
 def check_metrics(run_dir):
