@@ -44,6 +44,12 @@ def _synthref_splits() -> list[str]:
     return list(SPLITS)
 
 
+def _paradigm_names() -> list[str]:
+    from seglib.paradigms import PARADIGMS
+
+    return list(PARADIGMS)
+
+
 def _gain_rules() -> list[str]:
     from seglib.trajectories import GAIN_RULES
 
@@ -62,6 +68,7 @@ CHOICES: dict[str, Any] = {
     "traj_gain_rule": _gain_rules,
     "demo_split": _synthref_splits,
     "scaling_on": ["all", "latest"],
+    "scaling_paradigms": _paradigm_names,   # a list: each item is checked
 }
 
 
@@ -225,7 +232,15 @@ def explicit_params(
 def choice_problem(key: str, value: Any) -> str | None:
     """``"'difficulty' is 'medum' (did you mean 'medium'?); choose one of ..."``, or None when the value is valid."""
     allowed = choices_for(key)
-    if allowed is None or value is None or value in allowed:
+    if allowed is None or value is None:
+        return None
+    if isinstance(value, (list, tuple)):  # a list parameter: the first item that is not a choice
+        bad = [v for v in value if v not in allowed]
+        if not bad:
+            return None
+        return (f"{key!r} lists {bad[0]!r}{_did_you_mean(bad[0], allowed)}; "
+                f"choose from {', '.join(map(str, allowed))}")
+    if value in allowed:
         return None
     return f"{key!r} is {value!r}{_did_you_mean(value, allowed)}; choose one of {', '.join(map(str, allowed))}"
 

@@ -399,3 +399,41 @@ def test_scaling_strategies_only_on_each_paradigms_latest_stage():
     assert strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "all") == {n: wanted for n in names}
     with pytest.raises(ValueError, match="scaling_on"):
         strategies_by_checkpoint([], {}, wanted, "newest")
+
+
+def test_scaling_paradigms_limit_the_sampled_strategies():
+    from pathlib import Path
+
+    from seglib import paradigms
+    from seglib.inference import strategies_by_checkpoint
+
+    names = ["sft-boxpoints", "grpo-boxpoints", "sft-clicks", "star-clicks", "sft-polygon", "grpo-polygon"]
+    tasks = {n: paradigms.get(n.split("-")[1]) for n in names}
+    wanted = ["greedy", "vote", "prm_search"]
+    plan = strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "latest", ["boxpoints", "clicks"])
+    assert plan == {"sft-boxpoints": ["greedy"], "grpo-boxpoints": wanted, "sft-clicks": ["greedy"],
+                    "star-clicks": wanted, "sft-polygon": ["greedy"], "grpo-polygon": ["greedy"]}
+    plan = strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "all", ["polygon"])
+    assert plan == {n: (wanted if "polygon" in n else ["greedy"]) for n in names}
+    with pytest.raises(ValueError, match="'polygons'"):
+        strategies_by_checkpoint([Path(n) for n in names], tasks, wanted, "latest", ["polygons"])
+
+
+def test_prm_search_runs_on_its_own_samples(monkeypatch, tmp_path):
+    """``search_samples`` reaches prm_search (every K) and only it; greedy and vote keep ``samples``."""
+    from pathlib import Path
+
+    from seglib.inference import runner
+
+    class Every:  # a paradigm that has every strategy
+        def strategies(self):
+            return ("greedy", "vote", "prm_search")
+
+    calls = []
+    monkeypatch.setattr(runner, "load_checkpoint_policy", lambda *a, **k: "policy")
+    monkeypatch.setattr(runner, "predict_split", lambda samples, *a, **k: calls.append(
+        (a[5], k["search_k"], list(samples))) or Path(f"{a[5]}-{k['search_k']}"))
+    runner.run_checkpoint(tmp_path / "star-clicks", ["a", "b", "c"], tmp_path, ["greedy", "vote", "prm_search"],
+                          search_k=[1, 3], paradigm=Every(), search_samples=["a"])
+    assert calls == [("greedy", 1, ["a", "b", "c"]), ("vote", 1, ["a", "b", "c"]),
+                     ("prm_search", 1, ["a"]), ("prm_search", 3, ["a"])]

@@ -149,3 +149,13 @@ def test_dry_run_lists_a_bad_choice_as_a_problem(two_defaults):
 
     problems = dry_run(None, ["difficulty=medum"], notebook_dir=two_defaults)
     assert any(p.startswith("difficulty: 'difficulty' is 'medum' (did you mean 'medium'?)") for p in problems)
+
+
+def test_list_choice_names_the_bad_item():
+    from seglib.config import choice_problem
+
+    assert choice_problem("scaling_paradigms", ["boxpoints", "clicks"]) is None
+    assert choice_problem("scaling_paradigms", None) is None
+    msg = choice_problem("scaling_paradigms", ["boxpoints", "polygons"])
+    assert "'polygons'" in msg and "did you mean 'polygon'?" in msg and "descriptors" in msg
+    assert choice_problem("difficulty", "mixed") is None

@@ -120,3 +120,24 @@ def test_parts_folder_loads_and_queries_name_the_main_colour(tmp_path):
     assert checked > 0
     samples = load_samples(tmp_path)
     assert samples and all(s.union_mask().shape == (96, 96) for s in samples)
+
+
+def test_mixed_tier_draws_each_image_from_one_of_its_tiers(tmp_path):
+    """Image i of a "mixed" folder is pixel-for-pixel image i of the single-tier folder it names (same seed,
+    same split), both tiers occur, and the folder loads like any other."""
+    n = 24
+    generate(tmp_path / "mixed", n, seed=4, image_size=64, difficulty="mixed")
+    for tier in ("easy", "parts"):
+        generate(tmp_path / tier, n, seed=4, image_size=64, difficulty=tier)
+    images = json.loads((tmp_path / "mixed" / "instances.json").read_text())["images"]
+    tiers = [im["difficulty"] for im in images]
+    assert set(tiers) == {"easy", "parts"}
+    single = {t: json.loads((tmp_path / t / "instances.json").read_text())["images"] for t in ("easy", "parts")}
+    for im, tier in zip(images, tiers):
+        other = {"easy": "parts", "parts": "easy"}[tier]
+        pix = cv2.imread(str(tmp_path / "mixed" / "images" / im["file_name"]))
+        assert np.array_equal(pix, cv2.imread(str(tmp_path / tier / "images" / im["file_name"])))
+        assert im["split"] == single[tier][im["id"] - 1]["split"]
+        assert not np.array_equal(pix, cv2.imread(str(tmp_path / other / "images" / im["file_name"])))
+    assert "difficulty" not in single["easy"][0]  # single-tier folders keep their layout
+    assert load_samples(tmp_path / "mixed")

@@ -212,7 +212,8 @@ SCALING_ON = ("all", "latest")
 
 
 def strategies_by_checkpoint(checkpoints: Sequence[Path], paradigms_by_name: dict[str, Any],
-                             strategies: Sequence[str], scaling_on: str = "all") -> dict[str, list[str]]:
+                             strategies: Sequence[str], scaling_on: str = "all",
+                             paradigms: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Checkpoint name → the strategies to run on it.
 
     ``scaling_on`` "all": every strategy on every checkpoint; "latest": greedy everywhere, the
@@ -220,17 +221,27 @@ def strategies_by_checkpoint(checkpoints: Sequence[Path], paradigms_by_name: dic
     main stage (``star-<p>``, else ``grpo-<p>``, else ``sft-<p>``), the one the claims compare them on.
     Only those exact folder names are main stages: ``grpo-<p>-rlonly`` and the variants of
     ``grpo_variants`` (``grpo-<p>-<name>``) never count as the latest, so they get greedy only.
+    ``paradigms``: the paradigms whose checkpoints get the scaling strategies at all (None: every one);
+    the others get greedy only.
     """
     if scaling_on not in SCALING_ON:
         raise ValueError(f"scaling_on must be one of {SCALING_ON}, got {scaling_on!r}")
     plan = {c.name: list(strategies) for c in checkpoints}
-    if scaling_on == "all":
-        return plan
     names = set(plan)
-    latest = set()
-    for p in {paradigms_by_name[n].name for n in names}:
-        found = [f"{prefix}{p}" for prefix in CHECKPOINT_PREFIXES if f"{prefix}{p}" in names]  # main stages only
-        latest.update(found[-1:])
+    of = {n: paradigms_by_name[n].name for n in names}
+    if paradigms is not None:
+        from seglib.paradigms import PARADIGMS
+        unknown = sorted(set(paradigms) - set(PARADIGMS))
+        if unknown:
+            raise ValueError(f"scaling_paradigms names unknown paradigms {unknown}; choose from {sorted(PARADIGMS)}")
+    scaled = set(of.values()) if paradigms is None else set(paradigms)
+    if scaling_on == "all":
+        latest = {n for n in names if of[n] in scaled}
+    else:
+        latest = set()
+        for p in {of[n] for n in names} & scaled:
+            found = [f"{prefix}{p}" for prefix in CHECKPOINT_PREFIXES if f"{prefix}{p}" in names]  # main stages only
+            latest.update(found[-1:])
     return {n: [s for s in st if n in latest or s == "greedy"] for n, st in plan.items()}
 
 
@@ -268,11 +279,13 @@ def run_checkpoint(
     seed: int = 0,
     paradigm: Any = None,
     progress: bool = True,
+    search_samples: Sequence[Any] | None = None,
 ) -> list[Path]:
     """Every requested strategy the checkpoint's paradigm has (``Paradigm.strategies``); returns the files.
 
     ``paradigm``: the checkpoint's ``Paradigm`` (None = ``load_task(checkpoint_dir)``); ``prm_search``
-    runs once per K in ``search_k``. Generation: ``max_new_tokens``, sampling's
+    runs once per K in ``search_k``, on ``search_samples`` (None: ``samples``), since K candidates a step
+    cost about K times greedy. Generation: ``max_new_tokens``, sampling's
     ``temperature``/``top_p``/``top_k`` (0 = none) and ``repetition_penalty`` (1 = none, GRPO's
     setting), all explicit (``Policy``); each record carries them as ``generation``.
     """
@@ -286,7 +299,8 @@ def run_checkpoint(
     paths = []
     for strategy in (s for s in strategies if s in paradigm.strategies()):
         for k in (search_k if strategy == "prm_search" else (1,)):
-            paths.append(predict_split(samples, policy, segmenter, paradigm, run_dir, checkpoint_dir.name, strategy,
+            on = search_samples if strategy == "prm_search" and search_samples is not None else samples
+            paths.append(predict_split(on, policy, segmenter, paradigm, run_dir, checkpoint_dir.name, strategy,
                                        n_samples=n_samples, max_clicks=max_clicks, search_k=k, search_t=search_t,
                                        patience=patience, batch_size=batch_size, seed=seed, progress=progress))
     return paths

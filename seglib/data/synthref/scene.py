@@ -55,6 +55,10 @@ DIFFICULTIES: dict[str, dict[str, Any]] = {
                   fills=("solid", "noise"), colour_jitter=10, min_visible=0.7, separation=0.5,
                   parts=dict(n=(2, 4), layouts=("sectors", "bands"), min_share=0.15),
                   forms={"attr": 0.6, "extreme": 0.2, "relation": 0.2}),
+    # Mixed: each image draws its tier from ``mix`` (weights), on a seeded stream of its own, so one data set
+    # holds easy scenes (where tiny policies learn to localise) and part-based ones (where the segmenter
+    # needs several clicks). The image's entry in instances.json names its tier (``difficulty``).
+    "mixed": dict(mix={"easy": 0.5, "parts": 0.5}),
 }
 MIN_VISIBLE_PX = 12          # an object whose visible part is smaller is not placed
 

@@ -68,8 +68,8 @@ def generate(
 ) -> dict:
     """Write a SynthRef dataset to ``out_dir`` and return a summary.
 
-    ``image_size`` is the square side in px. ``difficulty`` is "easy" | "medium" | "hard" (see
-    ``DIFFICULTIES``); ``max_objects`` caps its object count. ``kinds`` limits the query kinds.
+    ``image_size`` is the square side in px. ``difficulty`` is "easy" | "medium" | "hard" | "parts" |
+    "mixed" (see ``DIFFICULTIES``; "mixed" draws each image's tier); ``max_objects`` caps its object count. ``kinds`` limits the query kinds.
     ``split_fractions`` maps train/val/test/test_reasoning to shares of the images (default
     0.7/0.1/0.1/0.1). ``test_reasoning`` images carry only reasoning queries; other splits carry
     none unless ``reasoning_in_train``. Each image gets up to ``refs_per_image`` refs: one referring
@@ -81,7 +81,7 @@ def generate(
     t0 = time.time()
     out_dir = Path(out_dir)
     shapes = tuple(shapes)
-    cfg, fractions = _settings(difficulty, shapes, kinds, referring_forms, max_objects, split_fractions)
+    tiers, fractions = _settings(difficulty, shapes, kinds, referring_forms, max_objects, split_fractions)
     if (out_dir / "refs.json").exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a dataset; choose a new folder")
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -98,6 +98,8 @@ def generate(
         rng = np.random.default_rng([seed, i])
         split = str(split_of[i])
         reasoning_here = "reasoning" in kinds and (split == "test_reasoning" or reasoning_in_train)
+        tier = _image_tier(tiers, seed, i)
+        cfg = tiers[tier][0]
         img, objects, specs = _draw_image(rng, image_size, cfg, shapes, split, kinds, reasoning_here,
                                           refs_per_image, p_multi, p_empty)
         image_id = i + 1
@@ -105,7 +107,7 @@ def generate(
         ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
         (out_dir / "images" / file_name).write_bytes(buf.tobytes())
         images.append({"id": image_id, "file_name": file_name, "height": image_size, "width": image_size,
-                       "split": file_split(split)})
+                       "split": file_split(split), **({"difficulty": tier} if len(tiers) > 1 else {})})
         ann_ids = _add_annotations(annotations, objects, image_id)
         for spec, targets in specs:
             refs.append(_ref(len(refs) + 1, image_id, file_name, split, spec, targets, objects, ann_ids, rng))
@@ -114,7 +116,8 @@ def generate(
                 "max_objects": max_objects, "difficulty": difficulty, "kinds": list(kinds),
                 "split_fractions": fractions, "reasoning_in_train": reasoning_in_train,
                 "refs_per_image": refs_per_image, "p_multi": p_multi, "p_empty": p_empty,
-                "referring_forms": cfg["forms"]}
+                "referring_forms": (tiers[difficulty][0]["forms"] if len(tiers) == 1
+                                    else {t: c["forms"] for t, (c, _w) in tiers.items()})}
     _write_folder(out_dir, images, annotations, refs, settings, seed, difficulty, image_size)
     counts: dict[str, dict[str, int]] = {}
     for split, kind in split_kind:
@@ -122,29 +125,46 @@ def generate(
         counts[split][kind] += 1
     return {"out_dir": str(out_dir), "n_images": n_images, "n_annotations": len(annotations), "n_refs": len(refs),
             "images_per_split": {s: int(sizes.get(s, 0)) for s in SPLITS}, "refs_per_split_kind": counts,
+            "images_per_tier": {t: sum(im.get("difficulty", difficulty) == t for im in images) for t in tiers},
             "seconds": round(time.time() - t0, 2)}
 
 
 def _settings(difficulty: str, shapes: tuple[str, ...], kinds, referring_forms: dict[str, float] | None,
-              max_objects: int | None, split_fractions: dict[str, float] | None) -> tuple[dict, dict[str, float]]:
-    """The scene config and the split fractions of ``generate``'s arguments, checked."""
+              max_objects: int | None, split_fractions: dict[str, float] | None
+              ) -> tuple[dict[str, tuple[dict, float]], dict[str, float]]:
+    """The scene config and weight of each tier (one tier, or the ``mix`` of a mixed difficulty) and the
+    split fractions of ``generate``'s arguments, checked."""
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty {difficulty!r} unknown; choose from {sorted(DIFFICULTIES)}")
     bad = [s for s in shapes if s not in SHAPES] + [k for k in kinds if k not in KINDS]
     if bad:
         raise ValueError(f"unknown shape or kind {bad}; shapes: {SHAPES}, kinds: {KINDS}")
-    cfg = dict(DIFFICULTIES[difficulty])
-    if referring_forms is not None:
-        cfg["forms"] = dict(referring_forms)
-    if max_objects is not None:
-        cfg["n_objects"] = (min(cfg["n_objects"][0], max_objects), max_objects)
+    mix = DIFFICULTIES[difficulty].get("mix", {difficulty: 1.0})
+    tiers = {}
+    for tier, weight in mix.items():
+        cfg = dict(DIFFICULTIES[tier])
+        if referring_forms is not None:
+            cfg["forms"] = dict(referring_forms)
+        if max_objects is not None:
+            cfg["n_objects"] = (min(cfg["n_objects"][0], max_objects), max_objects)
+        tiers[tier] = (cfg, float(weight))
     fractions = dict(split_fractions or {"train": 0.7, "val": 0.1, "test": 0.1, "test_reasoning": 0.1})
     unknown = set(fractions) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; known: {SPLITS}")
     if "reasoning" not in kinds:
         fractions["test_reasoning"] = 0.0
-    return cfg, fractions
+    return tiers, fractions
+
+
+def _image_tier(tiers: dict[str, tuple[dict, float]], seed: int, i: int) -> str:
+    """The tier of image ``i``: the only one, or a draw by weight from the image's own stream (so the scene's
+    stream, and with it every single-tier folder, stays as it was)."""
+    names = list(tiers)
+    if len(names) == 1:
+        return names[0]
+    w = np.array([tiers[t][1] for t in names])
+    return names[int(np.random.default_rng([seed, i, 2_000_003]).choice(len(names), p=w / w.sum()))]
 
 
 def _assign_splits(n_images: int, sizes: dict[str, int], seed: int) -> np.ndarray:
