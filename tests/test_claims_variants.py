@@ -151,7 +151,7 @@ def test_a_variant_with_vote_predictions_is_not_the_latest_stage():
 def test_every_row_keeps_the_rendered_fields():
     rows, _, _ = table(*ood_files())
     keys = {"paper", "claim", "published", "split", "seed", "kinds", "a", "b", "n", "delta_giou", "delta_ciou",
-            "ci95_giou", "measured", "verdict"}
+            "ci95_giou", "measured", "verdict", "budget"}
     assert all(set(r) == keys for r in rows)
     # without seed variants: Seg-Zero 1 + 2 (one per split), VisionReasoner 1, StAR 2, SegAgent 3, SimpleSeg 1
     assert len(rows) == 10

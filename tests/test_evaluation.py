@@ -169,7 +169,7 @@ def test_metrics_json_schema_tables_figures_and_claims(tmp_path):
         assert set(e["overall"]) == {"giou", "ciou", "n"}
     assert {"both_empty", "unparsable"} <= set(m["conventions"])
     claim_keys = {"paper", "claim", "published", "measured", "split", "seed", "kinds", "a", "b", "n", "delta_giou",
-                  "delta_ciou", "ci95_giou", "verdict"}
+                  "delta_ciou", "ci95_giou", "verdict", "budget"}
     assert all(set(c) == claim_keys for c in m["claims"])
     by = {(c["paper"], c["claim"][:20], c["split"]): c for c in m["claims"]}
     segzero = next(c for c in m["claims"] if c["paper"] == "Seg-Zero")

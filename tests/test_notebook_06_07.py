@@ -17,7 +17,7 @@ OVERRIDES = ["inference_max_samples=1", "inference_max_new_tokens=16", "vote_n=2
 ENTRY_KEYS = {"checkpoint", "stage", "paradigm", "strategy", "file", "n", "parse_rate", "overall", "splits",
               "acc_at_05", "clicks", "vote_curve", "search"}
 CLAIM_KEYS = {"paper", "claim", "published", "measured", "split", "seed", "kinds", "a", "b", "n", "delta_giou",
-              "delta_ciou", "ci95_giou", "verdict"}
+              "delta_ciou", "ci95_giou", "verdict", "budget"}
 
 
 def check_metrics(run_dir):

@@ -41,6 +41,7 @@ show points (× 100).
                   "seed",    # None, or k for the row comparing the seed<k> variants (Claim.per_seed)
                   "kinds",   # None, or the query kinds both sides were restricted to (Claim.kinds)
                   "a", "b",  # the prediction files compared (b − a), None for a side the run lacks
+                  "budget",  # None, or {"N": n} / {"T": t}: both sides cut to that budget (Claim.budgets)
                   "delta_giou", "delta_ciou", "ci95_giou", "verdict"}]
     }
 

@@ -12,7 +12,10 @@ or one per split (``each_split``); only samples of the claim's ``kinds`` on both
 sides, paired by sample. A claim with ``per_seed`` gets one more row for each
 stage ``<b's stage>-seed<k>`` the run has (a ``grpo_variants`` item named
 ``seed<k>``, or ``rlonly-seed<k>`` for the RL-only run), its field ``seed`` = k;
-the main row's ``seed`` is None (the run's own seed).
+the main row's ``seed`` is None (the run's own seed). A claim with ``budgets`` gets its
+rows at each budget both sides reach instead (field ``budget``: ``{"N": n}`` or
+``{"T": t}``): StAR's vote at N = 4, 8, 16 from one run's 16 samples, SegAgent's
+search at T = 3, 5, 7 from one run's 7 steps.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from dataclasses import replace
 
 from seglib import paradigms
 from seglib.evaluation.comparisons import find_entry, paired_delta
+from seglib.evaluation.curves import at_budget, budget_kind, budget_reach
 from seglib.paradigms.base import Claim
 
 #: Stages in the order a claim's "*" tries them: the latest training stage first.
@@ -84,11 +88,25 @@ def of_kinds(records: Sequence[dict], kinds: Sequence[str]) -> list[dict]:
     return [r for r in records if not kinds or r.get("kind") in kinds]
 
 
+def budgets_of(records_by_name: dict[str, list[dict]], a: str, b: str, budgets: Sequence[int]) -> list[tuple[str, int]]:
+    """(kind, budget) of each of ``budgets`` both sides can be cut to (``curves.at_budget``): kind "N" where a
+    side votes, else "T" where a side steps; budgets above a side's reach are dropped."""
+    kinds = {x: budget_kind(records_by_name[x]) for x in (a, b)}
+    kind = "N" if "N" in kinds.values() else ("T" if "T" in kinds.values() else None)
+    if kind is None:
+        return []
+    reach = min(budget_reach(records_by_name[x]) for x in (a, b) if kinds[x] == kind)
+    return [(kind, n) for n in budgets if n <= reach]
+
+
 def _measured(row: dict, records_by_name: dict[str, list[dict]], a: str, b: str, where: str,
-              kinds: Sequence[str] = ()) -> None:
-    """Fill ``row`` with the paired delta of b − a on ``where`` (samples of ``kinds``) and the sentence."""
+              kinds: Sequence[str] = (), budget: tuple[str, int] | None = None) -> None:
+    """Fill ``row`` with the paired delta of b − a on ``where`` (samples of ``kinds``; both sides cut to
+    ``budget``, (kind, value), where given) and the sentence."""
     recs = {x: of_kinds(records_by_name[x], kinds) for x in (a, b)}
-    on = where + (f", {'/'.join(kinds)} samples" if kinds else "")
+    if budget is not None:
+        recs = {x: at_budget(r, budget[1]) if budget_kind(r) == budget[0] else r for x, r in recs.items()}
+    on = where + (f", {'/'.join(kinds)} samples" if kinds else "") + (f", {budget[0]} = {budget[1]}" if budget else "")
     d = paired_delta(recs[a], recs[b], where)
     row.update({k: d[k] for k in ("n", "delta_giou", "delta_ciou", "ci95_giou")})
     parsed = [sum(bool(r["parsed"]) for r in recs[x] if r["split"] == where) for x in (a, b)]
@@ -119,21 +137,25 @@ def claim_rows(entries: dict, records_by_name: dict[str, list[dict]], split: str
         wheres: list[str | None] = list(c.splits)
     else:
         wheres = [next((sp for sp in c.splits if sp in shared), split if split in shared else None)]
+    budgets: list[tuple[str, int] | None] = [None]
+    if c.budgets and a and b:
+        budgets = budgets_of(records_by_name, a, b, c.budgets) or [None]
     rows = []
     for where in wheres:
-        row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where, "seed": seed,
-               "kinds": list(c.kinds) or None, "a": a, "b": b, "n": 0, "delta_giou": None, "delta_ciou": None,
-               "ci95_giou": None}
-        if a is None or b is None:
-            on = f" on {where}" if c.each_split else ""
-            row["measured"] = f"not measured{on}: the run lacks {c.needs}"
-        elif where is None:
-            kinds = f" of kind {'/'.join(c.kinds)}" if c.kinds else ""
-            row["measured"] = f"not measured: {a} and {b} share no samples{kinds} on {' or '.join(c.splits)}"
-        else:
-            _measured(row, records_by_name, a, b, where, c.kinds)
-        row["verdict"] = verdict(row["delta_giou"], row["ci95_giou"])
-        rows.append(row)
+        for budget in budgets:
+            row = {"paper": c.paper, "claim": c.claim, "published": c.published, "split": where, "seed": seed,
+                   "kinds": list(c.kinds) or None, "a": a, "b": b, "n": 0, "delta_giou": None, "delta_ciou": None,
+                   "ci95_giou": None, "budget": None if budget is None else {budget[0]: budget[1]}}
+            if a is None or b is None:
+                on = f" on {where}" if c.each_split else ""
+                row["measured"] = f"not measured{on}: the run lacks {c.needs}"
+            elif where is None:
+                kinds = f" of kind {'/'.join(c.kinds)}" if c.kinds else ""
+                row["measured"] = f"not measured: {a} and {b} share no samples{kinds} on {' or '.join(c.splits)}"
+            else:
+                _measured(row, records_by_name, a, b, where, c.kinds, budget)
+            row["verdict"] = verdict(row["delta_giou"], row["ci95_giou"])
+            rows.append(row)
     return rows
 
 

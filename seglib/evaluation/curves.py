@@ -45,8 +45,6 @@ def vote_curve(records: Sequence[dict], ns: Sequence[int] = VOTE_NS) -> dict:
     Recomputed from the stored samples with ``seglib.voting.majority_vote`` and
     the vote settings stored in the record (StAR's defaults otherwise).
     """
-    from seglib.voting import majority_vote
-
     n_max = min(len(r.get("samples") or []) for r in records)
     grid = sorted({n for n in ns if n <= n_max} | ({n_max} if n_max else set()))
     out = {}
@@ -54,20 +52,74 @@ def vote_curve(records: Sequence[dict], ns: Sequence[int] = VOTE_NS) -> dict:
         rs = [r for r in records if r["split"] == split]
         gis, cis = [], []
         for n in grid:
-            pairs = []
-            for r in rs:
-                masks, scores = _sample_masks(r)
-                opts = {k: v for k, v in (r.get("vote") or {}).items()
-                        if k in ("iou_thr", "min_vote_ratio", "aggregate")}
-                chosen = majority_vote(masks[:n], scores[:n], **opts)
-                pred = np.zeros((r["height"], r["width"]), bool)
-                for m in chosen:
-                    pred |= np.asarray(m, bool)
-                pairs.append((pred, gt_mask(r)))
-            s = meter_summary(pairs)
+            s = meter_summary([(vote_mask(r, n), gt_mask(r)) for r in rs])
             gis.append(s["giou"])
             cis.append(s["ciou"])
         out[split] = {"n": grid, "giou": gis, "ciou": cis}
+    return out
+
+
+def vote_mask(rec: dict, n: int) -> np.ndarray:
+    """The majority vote over the first ``n`` stored samples of a record (its stored vote settings, else
+    StAR's defaults): the union of the chosen clusters, all False when none is chosen."""
+    from seglib.voting import majority_vote
+
+    masks, scores = _sample_masks(rec)
+    opts = {k: v for k, v in (rec.get("vote") or {}).items() if k in ("iou_thr", "min_vote_ratio", "aggregate")}
+    pred = np.zeros((rec["height"], rec["width"]), bool)
+    for m in majority_vote(masks[:n], scores[:n], **opts):
+        pred |= np.asarray(m, bool)
+    return pred
+
+
+# --------------------------------------------------------------------------- smaller budgets (N, T)
+
+
+def budget_kind(records: Sequence[dict]) -> str | None:
+    """"N" for vote records (stored samples), "T" for stepped records (stored steps), None for any other."""
+    if records and all(r.get("vote") is not None and r.get("samples") for r in records):
+        return "N"
+    if records and any("steps" in r for r in records):
+        return "T"
+    return None
+
+
+def budget_reach(records: Sequence[dict]) -> int:
+    """The largest budget the records hold: the fewest stored samples (N), the longest horizon (T); 0 for none."""
+    kind = budget_kind(records)
+    if kind == "N":
+        return min(len(r["samples"]) for r in records)
+    if kind == "T":
+        return max((r.get("search") or {}).get("t") or len(r.get("steps") or []) for r in records)
+    return 0
+
+
+def at_budget(records: Sequence[dict], budget: int) -> list[dict]:
+    """The records as a smaller budget would have written them (copies; only ``mask_rle`` and ``parsed`` change).
+
+    Vote records (N): the vote over the first ``budget`` stored samples. Stepped records (T): the first
+    ``budget`` steps; a PRM search keeps the best-scoring of them (earliest on ties), as a search with
+    T = ``budget`` would (its steps up to T do not depend on T), greedy stepping keeps the last. A record
+    whose own budget (its N, its search's T) is no larger, and any other record, is returned as it is.
+    """
+    from seglib.masks import encode_rle
+
+    kind = budget_kind(records)
+    out = []
+    for r in records:
+        own = len(r["samples"]) if kind == "N" else ((r.get("search") or {}).get("t") or len(r.get("steps") or []))
+        if budget >= own:
+            out.append(r)
+        elif kind == "N":
+            parsed = any(s.get("parsed") for s in r["samples"][:budget])
+            out.append({**r, "parsed": parsed, "mask_rle": encode_rle(vote_mask(r, budget)) if parsed else None})
+        elif kind == "T" and r.get("parsed") and r.get("steps"):
+            steps = r["steps"][:budget]
+            i = (best_step_index([s.get("pred_iou") for s in steps])
+                 if str(r["strategy"]).startswith(SEARCH_PREFIX) else len(steps) - 1)
+            out.append({**r, "mask_rle": steps[i]["mask_rle"]})
+        else:
+            out.append(r)
     return out
 
 

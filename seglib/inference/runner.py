@@ -41,6 +41,12 @@ class Job:
     search_t: int = 5
     patience: int | None = 1
     vote_kwargs: dict | None = None
+    seed: int = 0
+
+
+#: sampled answers are drawn in blocks of this many, block b > 0 reseeded from (seed, sample, b): the first
+#: 8·m answers of a sample are the same whatever N a run asks for, so a larger N extends a smaller one
+SAMPLE_BLOCK = 8
 
 
 def stepped_record(sample: Any, result: Any, job: Job) -> dict:
@@ -82,12 +88,25 @@ def greedy_records(samples: Sequence[Any], job: Job) -> list[dict]:
 
 def sampled_records(samples: Sequence[Any], job: Job) -> list[dict]:
     """``sample`` / ``vote``: N sampled answers per sample (``inference.vote``)."""
-    from seglib.inference.rollout import sampled
     from seglib.inference.vote import sampled_record
 
     strategy = "sample" if job.label == "sample" else "vote"
-    return [sampled_record(s, sampled(job.paradigm, s, job.generate, job.segmenter, job.n_samples), job.paradigm.name,
-                           job.checkpoint, strategy, job.vote_kwargs) for s in samples]
+    return [sampled_record(s, sampled_blocks(s, job), job.paradigm.name, job.checkpoint, strategy, job.vote_kwargs)
+            for s in samples]
+
+
+def sampled_blocks(sample: Any, job: Job) -> list:
+    """``job.n_samples`` sampled answers of one sample, ``SAMPLE_BLOCK`` at a time (block 0 under the seed the
+    caller set, block b > 0 reseeded with ``sample_seed(seed, sample, "<label>-block<b>")``)."""
+    from seglib.inference.rollout import sampled
+
+    reseed = getattr(job.generate, "reseed", None)
+    looks: list = []
+    for b, start in enumerate(range(0, job.n_samples, SAMPLE_BLOCK)):
+        if b and reseed is not None:
+            reseed(records.sample_seed(job.seed, sample.sample_id, f"{job.label}-block{b}"))
+        looks += sampled(job.paradigm, sample, job.generate, job.segmenter, min(SAMPLE_BLOCK, job.n_samples - start))
+    return looks
 
 
 def search_records(samples: Sequence[Any], job: Job) -> list[dict]:
@@ -167,7 +186,8 @@ def predict_split(
     done = {r["sample_id"] for r in existing}
     todo = [s for s in samples if s.sample_id not in done]
     how = STRATEGIES[strategy]
-    job = Job(paradigm, generate, segmenter, checkpoint, label, n_samples, search_k, search_t, patience, vote_kwargs)
+    job = Job(paradigm, generate, segmenter, checkpoint, label, n_samples, search_k, search_t, patience, vote_kwargs,
+              seed)
     reseed = getattr(generate, "reseed", None)
     settings_of = getattr(generate, "settings", None)
     generation = settings_of(how.do_sample) if callable(settings_of) else None

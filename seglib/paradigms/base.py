@@ -103,7 +103,11 @@ class Claim:
     ``splits`` instead of one row on the first both sides have; ``kinds``: only samples
     of these query kinds, on both sides (empty: every kind); ``per_seed``: one more row
     per stage ``<b's stage>-seed<k>`` the run has (``grpo_variants`` named ``seed<k>``),
-    the same comparison with b's RL run trained with seed k.
+    the same comparison with b's RL run trained with seed k. ``budgets``: one row per
+    budget instead of the full-budget row: N voted samples for a side whose strategy
+    is ``vote`` (the vote over its first N stored samples), T steps for a stepped side
+    (its first T steps; a search keeps its best-scoring one of them, greedy its last);
+    budgets above what the run stored are dropped (``seglib.evaluation.curves.at_budget``).
     """
 
     paper: str
@@ -116,6 +120,7 @@ class Claim:
     each_split: bool = False
     kinds: tuple[str, ...] = ()
     per_seed: bool = False
+    budgets: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,12 +91,15 @@ def compared_cell(row: dict) -> str:
 
 
 def where_cell(row: dict) -> str:
-    """The split, with the query kinds both sides were restricted to and the seed of a per-seed row."""
+    """The split, with the query kinds both sides were restricted to, the seed of a per-seed row and the
+    budget (N voted samples, T steps) of a budget row."""
     text = row.get("split") or "—"
     if row.get("kinds"):
         text += f", {'/'.join(row['kinds'])} only"
     if row.get("seed") is not None:
         text += f", seed {row['seed']}"
+    for kind, value in (row.get("budget") or {}).items():
+        text += f", {kind} = {value}"
     return md_cell(text)
 
 

@@ -94,7 +94,7 @@ class BoxPointsParadigm(SingleStepParadigm):
         Claim("StAR", "mask majority voting over N samples beats a single answer",
               "published: ReasonSeg test gIoU/cIoU 67.5/61.3 → 68.5/65.0 (StAR-7B, N = 32), i.e. +1.0/+3.7",
               ("*", "greedy"), ("*", "vote"), "a boxpoints checkpoint with greedy and vote predictions",
-              ("test_reasoning", "test")),
+              ("test_reasoning", "test"), budgets=(4, 8, 16)),
     )
 
     # ------------------------------------------------------------------ the language
