@@ -87,6 +87,17 @@ def _find_rss(obj, path: str = "") -> list[tuple[str, object]]:
     return found
 
 
+def peak_rss_text(found: list[tuple[str, object]]) -> str:
+    """The largest of the recorded peak RSS figures, in MiB, with the first place it was reached
+    (a notebook's figure is the kernel's peak so far, so later notebooks repeat it)."""
+    values = [(float(v), k) for k, v in found if isinstance(v, (int, float))]
+    if not values:
+        return "not recorded"
+    top = max(v for v, _ in values)
+    where = next(k for v, k in values if v == top)
+    return f"{top:.0f} MiB (first reached at {where.removesuffix('.peak_rss_mb')})"
+
+
 def run_record_line(run: str) -> str:
     folder = Path(run)
     if not folder.is_absolute() and not folder.exists():
@@ -101,8 +112,7 @@ def run_record_line(run: str) -> str:
     started, ended = record.get("started"), record.get("ended")
     t0, t1 = _parse_time(started), _parse_time(ended)
     span = f" = {(t1 - t0).total_seconds():.0f} s" if t0 and t1 else ""
-    rss = _find_rss(record)
-    rss_text = "; ".join(f"{k} {v}" for k, v in rss) if rss else "not recorded"
+    rss_text = peak_rss_text(_find_rss(record))
     figure = (f"notebooks {sum(secs):.0f} s ({done}/{len(notebooks)} done); started {started or '?'}, "
               f"ended {ended or 'not ended'}{span}; peak RSS {rss_text}")
     return line(f"run {folder.name}", figure, "—", "report")
