@@ -14,16 +14,7 @@ from seglib.evaluation.curves import at_budget, budget_kind, budget_reach
 from seglib.inference import SCHEMA_VERSION, predict_split, read_predictions
 from seglib.masks import decode_rle, encode_rle
 from seglib.paradigms import get
-
-H, W = 5, 10
-GT = np.zeros((H, W), bool)
-GT[0] = True
-
-
-def pred(k):
-    m = np.zeros((H, W), bool)
-    m[0, :k] = True
-    return m
+from test_claims_variants import GT, H, W, pred  # the 5 × 10 image and its row-0 target
 
 
 def rec(sid, mask, checkpoint, strategy="greedy", paradigm="boxpoints", split="test", **extra):
