@@ -171,3 +171,37 @@ def test_variant_stages_sort_beside_their_main_stage():
     assert ordered_names(entries) == [f"{c}-greedy" for c in [
         "policy-base", "sft-boxpoints", "grpo-boxpoints-rlonly", "grpo-boxpoints-rlonly-seed1", "grpo-boxpoints",
         "grpo-boxpoints-seed1", "star-boxpoints"]]
+
+
+def test_grpo_runs_beside_sft_and_their_main_run():
+    from seglib.evaluation.comparisons import grpo_runs
+
+    sft = [rec("t1", pred(5), "sft-boxpoints"), rec("t2", pred(5), "sft-boxpoints"),
+           rec("r1", pred(2), "sft-boxpoints", "test_reasoning", "reasoning")]
+    grpo = [rec("t1", pred(10), "grpo-boxpoints"), rec("t2", pred(4), "grpo-boxpoints"),
+            rec("r1", pred(6), "grpo-boxpoints", "test_reasoning", "reasoning")]
+    lr = [rec("t1", pred(7), "grpo-boxpoints-lr1e-4"), rec("t2", pred(3), "grpo-boxpoints-lr1e-4")]
+    rlonly = [rec("t1", pred(3), "grpo-boxpoints-rlonly"), rec("t2", pred(3), "grpo-boxpoints-rlonly")]
+    vote = [rec("t1", pred(10), "grpo-boxpoints", strategy="vote")]  # not greedy: no row
+    star = [rec("t1", pred(10), "star-boxpoints")]                    # not GRPO: no row
+    _, entries, records = table(sft, grpo, lr, rlonly, vote, star)
+    rows = grpo_runs(entries, records, ["test", "test_reasoning"])
+    assert [r["stage"] for r in rows] == ["grpo", "grpo-rlonly", "grpo-lr1e-4"]  # main runs first
+    main, rl, var = rows
+    assert main["sft"] == "sft-boxpoints-greedy" and main["main"] is None
+    # test: IoU 1.0, 0.4 → gIoU 70; against SFT's 0.5, 0.5: +0.5, −0.1 → +20 points
+    t = main["splits"]["test"]
+    assert t["n"] == 2 and t["giou"] == pytest.approx(70) and t["vs_main"] is None
+    assert t["vs_sft"]["delta"] == pytest.approx(20) and -10 - 1e-9 <= t["vs_sft"]["ci95"][0] <= 20 <= t["vs_sft"]["ci95"][1] <= 50 + 1e-9
+    # test_reasoning, one sample: 0.2 → 0.6, +40 with a zero-width interval
+    r = main["splits"]["test_reasoning"]
+    assert r["vs_sft"] == {"n": 1, "delta": pytest.approx(40), "ci95": pytest.approx([40, 40])}
+    assert rl["splits"]["test"]["vs_sft"]["delta"] == pytest.approx(-20) and rl["main"] is None
+    # the variant: 0.7, 0.3 → +0 against SFT, (−0.3 − 0.1) / 2 = −20 against its main run; no test_reasoning files
+    assert var["main"] == "grpo-boxpoints-greedy" and set(var["splits"]) == {"test"}
+    assert var["splits"]["test"]["vs_sft"]["delta"] == pytest.approx(0, abs=1e-9)
+    assert var["splits"]["test"]["vs_main"]["delta"] == pytest.approx(-20)
+    # without SFT predictions the Δ against SFT is None, not an error
+    _, entries, records = table(grpo)
+    only, = grpo_runs(entries, records, ["test"])
+    assert only["sft"] is None and only["splits"]["test"]["vs_sft"] is None

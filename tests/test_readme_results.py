@@ -328,3 +328,38 @@ def test_prm_calibration_rows_only_for_search_files(tmp_path):
     # ordered by strategy name; MAE in points; a constant side has no Pearson r
     assert rows == ["| `sft-pc-prm_search_k1` | 1 | 7 | 7.00 | — | 20.0 | 28 |",
                     "| `sft-pc-prm_search_k3` | 3 | 7 | 6.25 | 0.568 | 12.3 | 25 |"]
+
+
+def test_run_settings_say_what_each_grpo_run_changes():
+    params = {"grpo_paradigm_settings": {"polygon": {"gspo": True, "num_iterations": 1}},
+              "grpo_variants": [{"name": "seed1", "paradigm": "polygon"},
+                                {"name": "lr1e-4", "paradigm": "boxpoints", "learning_rate": 1.0e-4},
+                                {"name": "rlonly-seed2", "paradigm": "boxpoints", "start": "base"}]}
+    assert ex.run_settings(params, "polygon", "grpo") == "main run (gspo: true, num_iterations: 1)"
+    assert ex.run_settings(params, "boxpoints", "grpo") == "main run"
+    assert ex.run_settings(params, "boxpoints", "grpo-rlonly") == "main RL-only run, from the base policy"
+    assert ex.run_settings(params, "polygon", "grpo-seed1") == "seed: 1"
+    assert ex.run_settings(params, "boxpoints", "grpo-lr1e-4") == "learning_rate: 0.0001"
+    assert ex.run_settings(params, "boxpoints", "grpo-rlonly-seed2") == "start: base, seed: 2"
+    assert "not among the run's grpo_variants ('seed1' of boxpoints)" in ex.run_settings(params, "boxpoints", "grpo-seed1")
+
+
+def test_grpo_runs_table_of_the_section(tmp_path):
+    rows = [{"paradigm": "pa", "stage": "grpo", "file": "grpo-pa-greedy", "settings": "main run",
+             "splits": {"test_reasoning": {"n": 3, "giou": 12.34, "vs_sft": {"n": 3, "delta": -1.25, "ci95": [-3.0, 0.5]},
+                                           "vs_main": None},
+                        "test": {"n": 3, "giou": 20.0, "vs_sft": {"n": 3, "delta": 2.0, "ci95": [0.5, 3.5]},
+                                 "vs_main": None}}},
+            {"paradigm": "pa", "stage": "grpo-lr", "file": "grpo-pa-lr-greedy", "settings": "learning_rate: 0.0001",
+             "splits": {"test": {"n": 3, "giou": 18.0, "vs_sft": None, "vs_main": {"n": 3, "delta": -2.0, "ci95": None}}}}]
+    lines = rd.grpo_table(rows)
+    # test before test_reasoning (preferred split first), three cells each
+    assert lines[2].startswith("| paradigm | GRPO run | what it changes | n | test gIoU | test: Δ vs SFT |")
+    assert lines[4] == ("| pa | `grpo-pa-greedy` | main run | 3 | 20.0 | +2.0 [+0.5, +3.5] | — | 12.3 | "
+                        "-1.2 [-3.0, +0.5], noise | — |")
+    assert lines[5] == "| pa | `grpo-pa-lr-greedy` | learning_rate: 0.0001 | 3 | 18.0 | — | -2.0 (no interval) | — | — | — |"
+    assert rd.grpo_table([]) == []
+    folder = write_copy(tmp_path / "copy")
+    section = json.loads((folder / "section.json").read_text())
+    (folder / "section.json").write_text(json.dumps(dict(section, grpo_runs=rows)))
+    assert "| pa | `grpo-pa-lr-greedy` |" in rd.render_section(folder, "x")

@@ -118,3 +118,41 @@ def comparisons(entries: dict, records_by_name: dict[str, list[dict]], split: st
             d = paired_delta(records_by_name[a], records_by_name[b], split)
             out.append({"name": cname, "paradigm": paradigm, "split": split, "a": a, "b": b, **d})
     return out
+
+
+def _delta_cell(a: Sequence[dict] | None, b: Sequence[dict], split: str) -> dict | None:
+    """{n, delta, ci95} of b − a on ``split`` (gIoU points); None without a or without shared samples."""
+    if a is None:
+        return None
+    d = paired_delta(a, b, split)
+    return {"n": d["n"], "delta": d["delta_giou"], "ci95": d["ci95_giou"]} if d["n"] else None
+
+
+def grpo_runs(entries: dict, records_by_name: dict[str, list[dict]], splits: Sequence[str]) -> list[dict]:
+    """Every GRPO run's greedy predictions beside its paradigm's SFT policy and the main run it varies.
+
+    One row per paradigm (alphabetical) and GRPO stage with greedy predictions: the main runs (``grpo``,
+    ``grpo-rlonly``) first, then the variant stages by name. Each row: ``paradigm``, ``stage``, ``file``,
+    ``sft`` and ``main`` (the prediction files compared with; None where the run lacks one, ``main`` None
+    for a main run) and ``splits``: per split of ``splits`` the stage has, ``n``, ``giou`` (points) and the
+    paired Δ gIoU ``vs_sft`` / ``vs_main`` (``{n, delta, ci95}`` in points, or None).
+    """
+    rows = []
+    for paradigm in sorted({e["paradigm"] for e in entries.values()}):
+        ref = find_entry(entries, paradigm, REFERENCE_STAGE, "greedy")
+        stages = [s for s in later_stages(entries, paradigm) if s == "grpo" or s.startswith("grpo-")]
+        for stage in sorted(stages, key=lambda s: (main_stage_of(s) is not None, s)):
+            name = find_entry(entries, paradigm, stage, "greedy")
+            main = main_stage_of(stage)
+            main_name = find_entry(entries, paradigm, main, "greedy") if main else None
+            cells = {}
+            for split in splits:
+                s = entries[name]["splits"].get(split)
+                if s is None:
+                    continue
+                cells[split] = {"n": s["n"], "giou": 100.0 * s["giou"],
+                                "vs_sft": _delta_cell(records_by_name.get(ref), records_by_name[name], split),
+                                "vs_main": _delta_cell(records_by_name.get(main_name), records_by_name[name], split)}
+            rows.append({"paradigm": paradigm, "stage": stage, "file": name, "sft": ref, "main": main_name,
+                         "splits": cells})
+    return rows

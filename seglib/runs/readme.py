@@ -18,6 +18,10 @@ The rules (fixed formatting and order, so a re-render is byte-identical):
   ``seglib.evaluation.report.ordered_names``. Tokens per answer (on the same split) come from
   ``section.json``.
 * **figures**: those of ``FIGURES`` the copy holds, as relative links; absent ones are left out.
+* **GRPO runs**: ``section.json``'s ``grpo_runs`` in its order (``seglib.evaluation.comparisons.grpo_runs``),
+  one row per paradigm and GRPO run with what its parameters change; per split (those the rows have, in
+  ``PREFERRED_SPLITS`` order, then alphabetical) the greedy gIoU and the paired Δ against SFT and, for a
+  variant, against its main run, formatted as the claims' Δ; — where a side is missing.
 * **PRM search**: per prediction file with a PRM calibration (``search.calibration``), in
   ``ordered_names`` order: K, T, mean steps, Pearson r and MAE of the estimates.
 * **benchmarks**: where the copy holds ``bench.json`` (``python -m bench --out FILE``, copied by
@@ -159,6 +163,41 @@ def paradigm_table(entries: dict, split: str | None, tokens: dict) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- the GRPO runs
+
+
+def run_delta_cell(cell: dict | None) -> str:
+    """A ``grpo_runs`` Δ as ``delta_cell`` writes a claim's; — where the run lacks the other side."""
+    if not cell:
+        return "—"
+    return delta_cell({"delta_giou": cell.get("delta"), "ci95_giou": cell.get("ci95")})
+
+
+def grpo_table(rows: list[dict]) -> list[str]:
+    """Every GRPO run beside SFT and its main run, per split (rules in the module docstring)."""
+    if not rows:
+        return []
+    seen = {sp for r in rows for sp in r["splits"]}
+    splits = sorted(seen, key=lambda s: (PREFERRED_SPLITS.index(s) if s in PREFERRED_SPLITS else 99, s))
+    head = ["paradigm", "GRPO run", "what it changes", "n"]
+    for sp in splits:
+        head += [f"{sp} gIoU", f"{sp}: Δ vs SFT", f"{sp}: Δ vs main run"]
+    lines = ["**Every GRPO run of the study** (greedy answers; gIoU in points; Δ: paired gIoU difference with its "
+             "95 % bootstrap interval against the paradigm's SFT policy and, for a variant, against the main run "
+             "it changes; the claims above are rows of this table, the others are the remedies tried).", "",
+             "| " + " | ".join(md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ns = sorted({c["n"] for c in r["splits"].values()})
+        cells = [md_cell(r["paradigm"]), f"`{md_cell(r['file'])}`", md_cell(r.get("settings", "")),
+                 "/".join(str(n) for n in ns) or "0"]
+        for sp in splits:
+            c = r["splits"].get(sp)
+            cells += ["—", "—", "—"] if c is None else [f"{c['giou']:.1f}", run_delta_cell(c.get("vs_sft")),
+                                                        run_delta_cell(c.get("vs_main"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -268,6 +307,7 @@ def _render(folder: Path, link: str) -> str:
     out += ["**The papers' claims.** Δ is this run's paired gIoU difference b − a in points with its 95 % "
             "bootstrap interval; published figures are full scale, so only the direction compares.", ""]
     out += claims_table(metrics.get("claims", []), section.get("methods_anchor", "")) + [""]
+    out += grpo_table(section.get("grpo_runs") or [])
     out += [f"**Best of each paradigm** on `{split or 'no split'}` (gIoU / cIoU in points; tokens per answer: the "
             "mean over the texts the policy wrote, one per answer, sampled answer or click step, counted by the "
             "checkpoint's tokenizer).", ""]

@@ -7,7 +7,9 @@ Run folders are git-ignored, so ``seglib.runs.readme`` renders from this committ
 * the figures of ``seglib.runs.readme.FIGURES`` the run has; the SFT-vs-RL one is drawn here from
   metrics.json's per-kind entries (greedy answers of stage ``sft`` and ``grpo`` on the common split);
 * ``section.json``: what needs the run folder or the repository at export time: the exact command, the
-  tokens per answer of every prediction file, and the anchor of the methods page's published figures.
+  tokens per answer of every prediction file, the anchor of the methods page's published figures, and
+  ``grpo_runs``: every GRPO run's paired deltas on each split (``seglib.evaluation.comparisons.grpo_runs``,
+  which needs the prediction files), each with ``settings``, what its parameters change (``run_settings``).
 
 Tokens per answer: the mean token count, over every text of a prediction file (``texts``: one answer,
 one sampled answer, or one click step), by the checkpoint's own ``tokenizer.json`` without special tokens;
@@ -24,6 +26,8 @@ import shutil
 from pathlib import Path
 
 from seglib.config import REPO_ROOT, ParamError, load_params
+from seglib.evaluation.comparisons import grpo_runs
+from seglib.evaluation.scoring import splits_in_order
 from seglib.inference.records import PredictionFileError, read_predictions
 from seglib.runs.folder import RUN_FILE, read_run
 from seglib.runs.readme import BENCH_FILE, FIGURES, METHODS_PAGE, SECTION_FILE, SFT_VS_RL, ReadmeError, common_split
@@ -145,6 +149,54 @@ def all_tokens(run_dir: Path, entries: dict) -> dict[str, dict[str, float | None
     return out
 
 
+# --------------------------------------------------------------------------- the GRPO runs
+
+
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"{k}: {_yaml_value(v)}" for k, v in settings.items())
+
+
+def run_settings(params: dict, paradigm: str, stage: str) -> str:
+    """What a GRPO run's parameters change, in words: a main run (``grpo``, ``grpo-rlonly``) names its
+    ``grpo_paradigm_settings``; a variant stage ``grpo-<name>`` the fields of its ``grpo_variants`` item
+    (besides name and paradigm) against the main run; a seed variant without a ``seed`` field its seed."""
+    from seglib.train.settings import SEED_NAME
+
+    shared = (params.get("grpo_paradigm_settings") or {}).get(paradigm) or {}
+    shared_text = f" ({_settings_text(shared)})" if shared else ""
+    if stage == "grpo":
+        return "main run" + shared_text
+    if stage == "grpo-rlonly":
+        return "main RL-only run, from the base policy" + shared_text
+    name = stage[len("grpo-"):]
+    item = next((i for i in params.get("grpo_variants") or []
+                 if isinstance(i, dict) and i.get("name") == name and i.get("paradigm") == paradigm), None)
+    if item is None:
+        return f"not among the run's grpo_variants ({name!r} of {paradigm})"
+    changes = {k: v for k, v in item.items() if k not in ("name", "paradigm")}
+    seed = SEED_NAME.match(name)
+    if seed and "seed" not in changes:
+        changes["seed"] = int(seed.group(1))
+    return _settings_text(changes) or "as the main run"
+
+
+def grpo_run_rows(run_dir: Path, entries: dict, params: dict) -> list[dict]:
+    """``grpo_runs`` of the run on every split its GRPO greedy files have, each row with ``settings``."""
+    wanted = {n for n, e in entries.items() if e.get("strategy") == "greedy"
+              and (e.get("stage") in ("sft", "grpo") or str(e.get("stage", "")).startswith("grpo-"))}
+    records = {}
+    for name in sorted(wanted):
+        path = run_dir / (entries[name].get("file") or f"predictions/{name}.jsonl")
+        try:
+            records[name] = read_predictions(path) if path.is_file() else []
+        except PredictionFileError as err:
+            raise ReadmeError(f"GRPO runs table, {name}: {err}") from None
+    chosen = {n: entries[n] for n in wanted if records[n]}
+    splits = splits_in_order([{"split": sp} for n in chosen for sp in entries[n]["splits"]])
+    rows = grpo_runs(chosen, records, splits)
+    return [dict(r, settings=run_settings(params, r["paradigm"], r["stage"])) for r in rows]
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -230,6 +282,7 @@ def export_run(run_dir: str | Path, results_dir: Path = RESULTS_DIR, name: str |
     command, note = run_command(record, run_dir.name, repo_root)
     section = {"run": run_dir.name, "command": command, "command_note": note,
                "methods_anchor": methods_anchor(repo_root),
-               "tokens_per_answer": all_tokens(run_dir, metrics.get("predictions", {}))}
+               "tokens_per_answer": all_tokens(run_dir, metrics.get("predictions", {})),
+               "grpo_runs": grpo_run_rows(run_dir, metrics.get("predictions", {}), record.get("params") or {})}
     (dest / SECTION_FILE).write_text(json.dumps(section, indent=1, sort_keys=True) + "\n")
     return dest
