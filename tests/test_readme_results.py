@@ -363,3 +363,29 @@ def test_grpo_runs_table_of_the_section(tmp_path):
     section = json.loads((folder / "section.json").read_text())
     (folder / "section.json").write_text(json.dumps(dict(section, grpo_runs=rows)))
     assert "| pa | `grpo-pa-lr-greedy` |" in rd.render_section(folder, "x")
+
+
+def test_empty_answer_floor():
+    import numpy as np
+
+    from seglib.evaluation.comparisons import empty_answer
+    from seglib.masks import encode_rle
+
+    def gt_rec(sid, split, pixels):
+        m = np.zeros((4, 5), bool)
+        m.flat[:pixels] = True
+        return {"sample_id": sid, "split": split, "gt_rle": encode_rle(m)}
+
+    # test: one empty target of four → gIoU 25 (IoU 1, 0, 0, 0); cIoU 0 / (3 + 5 + 20) = 0
+    recs = [gt_rec("a", "test", 0), gt_rec("b", "test", 3), gt_rec("c", "test", 5), gt_rec("d", "test", 20),
+            gt_rec("e", "val", 0)]
+    assert empty_answer(recs, "test") == {"n": 4, "giou": pytest.approx(25.0), "ciou": 0.0}
+    assert empty_answer(recs, "val") == {"n": 1, "giou": pytest.approx(100.0), "ciou": 0.0}
+    assert empty_answer(recs, "train") == {"n": 0, "giou": None, "ciou": None}
+    line, _ = rd.empty_answer_lines({"file": "sft-pa-greedy", "splits": {"test": empty_answer(recs, "test"),
+                                                                        "val": empty_answer(recs, "val"),
+                                                                        "train": empty_answer(recs, "train")}})
+    assert line == ("The floor: an empty mask for every query scores gIoU 25.0 / cIoU 0.0 on `test` (n 4), gIoU 100.0 / "
+                    "cIoU 0.0 on `val` (n 1), on the samples of `sft-pa-greedy`; a query whose target is empty scores "
+                    "IoU 1 with an empty answer and every other query 0.")
+    assert rd.empty_answer_lines(None) == [] and rd.empty_answer_lines({"splits": {"t": {"giou": None}}}) == []

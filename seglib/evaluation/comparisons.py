@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from seglib.evaluation.curves import SEARCH_PREFIX, search_k
-from seglib.evaluation.scoring import PREFERRED_SPLITS, score_record, summary_from_scored
+from seglib.evaluation.scoring import PREFERRED_SPLITS, gt_mask, intersection_union, score_record, summary_from_scored
 
 #: The stage every later stage is compared with; stages that are never compared with it.
 REFERENCE_STAGE = "sft"
@@ -156,3 +156,17 @@ def grpo_runs(entries: dict, records_by_name: dict[str, list[dict]], splits: Seq
             rows.append({"paradigm": paradigm, "stage": stage, "file": name, "sft": ref, "main": main_name,
                          "splits": cells})
     return rows
+
+
+def empty_answer(records: Sequence[dict], split: str) -> dict:
+    """What an empty mask for every sample of ``split`` scores: ``{n, giou, ciou}`` in points.
+
+    Under the conventions an empty answer to a query whose target is empty has IoU 1 and any other IoU 0,
+    so its gIoU is the share of no-target samples: the floor a policy that learnt to answer "nothing" reaches.
+    """
+    pairs = [intersection_union(np.zeros_like(gt), gt) for gt in (gt_mask(r) for r in records if r["split"] == split)]
+    if not pairs:
+        return {"n": 0, "giou": None, "ciou": None}
+    union = sum(u for _, u, _ in pairs)
+    return {"n": len(pairs), "giou": 100.0 * float(np.mean([iou for _, _, iou in pairs])),
+            "ciou": 100.0 * (sum(i for i, _, _ in pairs) / union if union else 0.0)}

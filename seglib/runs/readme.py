@@ -16,7 +16,8 @@ The rules (fixed formatting and order, so a re-render is byte-identical):
 * **paradigms**: per paradigm (alphabetical), its prediction file with the highest gIoU on the common
   split (``common_split``); ties go to the higher cIoU, then to the first in
   ``seglib.evaluation.report.ordered_names``. Tokens per answer (on the same split) come from
-  ``section.json``.
+  ``section.json``, as does the floor under the table: the gIoU of an empty answer to every query
+  (``empty_answer``), when the copy has it.
 * **figures**: those of ``FIGURES`` the copy holds, as relative links; absent ones are left out.
 * **GRPO runs**: ``section.json``'s ``grpo_runs`` in its order (``seglib.evaluation.comparisons.grpo_runs``),
   one row per paradigm and GRPO run with what its parameters change; per split (those the rows have, in
@@ -161,6 +162,18 @@ def paradigm_table(entries: dict, split: str | None, tokens: dict) -> list[str]:
                      f"{points(s['ciou'])} | {100 * s['parse_rate']:.0f}% | "
                      f"{tokens_cell(tokens.get(name, {}).get(split))} |")
     return lines
+
+
+def empty_answer_lines(floor: dict | None) -> list[str]:
+    """One sentence: what an empty mask for every query scores on each split; nothing without it."""
+    splits = {sp: s for sp, s in ((floor or {}).get("splits") or {}).items() if s.get("giou") is not None}
+    if not splits:
+        return []
+    each = ", ".join(f"gIoU {s['giou']:.1f} / cIoU {s['ciou']:.1f} on `{md_cell(sp)}` (n {s['n']})"
+                     for sp, s in splits.items())
+    return [f"The floor: an empty mask for every query scores {each}, on the samples of "
+            f"`{md_cell(floor.get('file', '?'))}`; a query whose target is empty scores IoU 1 with an empty answer "
+            "and every other query 0.", ""]
 
 
 # --------------------------------------------------------------------------- the GRPO runs
@@ -312,6 +325,7 @@ def _render(folder: Path, link: str) -> str:
             "mean over the texts the policy wrote, one per answer, sampled answer or click step, counted by the "
             "checkpoint's tokenizer).", ""]
     out += paradigm_table(entries, split, section.get("tokens_per_answer", {})) + [""]
+    out += empty_answer_lines(section.get("empty_answer"))
     out += prm_table(entries)
     if (folder / BENCH_FILE).is_file():
         out += bench_table(read_json(folder / BENCH_FILE)) + [""]

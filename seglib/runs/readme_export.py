@@ -9,7 +9,10 @@ Run folders are git-ignored, so ``seglib.runs.readme`` renders from this committ
 * ``section.json``: what needs the run folder or the repository at export time: the exact command, the
   tokens per answer of every prediction file, the anchor of the methods page's published figures, and
   ``grpo_runs``: every GRPO run's paired deltas on each split (``seglib.evaluation.comparisons.grpo_runs``,
-  which needs the prediction files), each with ``settings``, what its parameters change (``run_settings``).
+  which needs the prediction files), each with ``settings``, what its parameters change (``run_settings``);
+  and ``empty_answer``: what an empty mask for every query scores on each split
+  (``seglib.evaluation.comparisons.empty_answer``), from the prediction file with the most samples on the
+  paradigm table's split.
 
 Tokens per answer: the mean token count, over every text of a prediction file (``texts``: one answer,
 one sampled answer, or one click step), by the checkpoint's own ``tokenizer.json`` without special tokens;
@@ -26,7 +29,7 @@ import shutil
 from pathlib import Path
 
 from seglib.config import REPO_ROOT, ParamError, load_params
-from seglib.evaluation.comparisons import grpo_runs
+from seglib.evaluation.comparisons import empty_answer, grpo_runs
 from seglib.evaluation.scoring import splits_in_order
 from seglib.inference.records import PredictionFileError, read_predictions
 from seglib.runs.folder import RUN_FILE, read_run
@@ -197,6 +200,22 @@ def grpo_run_rows(run_dir: Path, entries: dict, params: dict) -> list[dict]:
     return [dict(r, settings=run_settings(params, r["paradigm"], r["stage"])) for r in rows]
 
 
+def empty_answer_row(run_dir: Path, entries: dict) -> dict | None:
+    """``empty_answer`` on each split of the file with the most samples on the common split (ties: first by
+    name): ``{"file", "splits": {split: {n, giou, ciou}}}``, splits in ``splits_in_order``; None without one."""
+    split = common_split(entries)
+    have = sorted((-e["splits"][split]["n"], n) for n, e in entries.items() if split in (e.get("splits") or {}))
+    if not have:
+        return None
+    name = have[0][1]
+    path = run_dir / (entries[name].get("file") or f"predictions/{name}.jsonl")
+    try:
+        records = read_predictions(path) if path.is_file() else []
+    except PredictionFileError as err:
+        raise ReadmeError(f"empty-answer floor, {name}: {err}") from None
+    return {"file": name, "splits": {sp: empty_answer(records, sp) for sp in splits_in_order(records)}}
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -283,6 +302,7 @@ def export_run(run_dir: str | Path, results_dir: Path = RESULTS_DIR, name: str |
     section = {"run": run_dir.name, "command": command, "command_note": note,
                "methods_anchor": methods_anchor(repo_root),
                "tokens_per_answer": all_tokens(run_dir, metrics.get("predictions", {})),
-               "grpo_runs": grpo_run_rows(run_dir, metrics.get("predictions", {}), record.get("params") or {})}
+               "grpo_runs": grpo_run_rows(run_dir, metrics.get("predictions", {}), record.get("params") or {}),
+               "empty_answer": empty_answer_row(run_dir, metrics.get("predictions", {}))}
     (dest / SECTION_FILE).write_text(json.dumps(section, indent=1, sort_keys=True) + "\n")
     return dest
